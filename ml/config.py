@@ -1,0 +1,109 @@
+"""One config system: YAML files in configs/, validated by pydantic models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ml.labels import LABELS
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CoverageTargets(StrictModel):
+    """Minimum coverage the labelled corpus must reach (checked by `replyqa data stats --check`)."""
+
+    min_records: int = 4000
+    min_scenario_share: dict[str, float] = {
+        "collection": 0.35, "service": 0.25, "complaint": 0.05, "verification": 0.05, "other": 0.05,
+    }
+    min_channel_share: dict[str, float] = {"call": 0.30, "chat": 0.40}
+    label_rate_range: tuple[float, float] = (0.20, 0.65)
+    min_positives: dict[str, int] = {"empathetic": 700, "threatening": 700, "privacy_risk": 700}
+    min_boundary: int = 600
+    min_noisy: int = 400
+    min_context_share: float = 0.40
+    max_near_duplicates: int = 0
+
+
+class DataConfig(StrictModel):
+    labelled_glob: str = "data/labelled/*.jsonl"
+    split_dir: str = "data/split"
+    unlabelled_path: str = "data/unlabelled/corpus.txt"
+    corpus_utterance_repeats: int = 3
+    seed: int = 13
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    near_duplicate_threshold: float = 0.85
+    coverage: CoverageTargets = CoverageTargets()
+
+
+class PretrainConfig(StrictModel):
+    corpus_path: str = "data/unlabelled/corpus.txt"
+    output_dir: str = "models/pretrained"
+    vocab_size: int = 8000
+    max_length: int = 128
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    mlm_probability: float = 0.15
+    whole_word_masking: bool = True
+    max_steps: int = 3000
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    max_minutes: float | None = 30.0
+    max_corpus_lines: int | None = None
+    seed: int = 13
+
+
+class TrainConfig(StrictModel):
+    model_name_or_path: str = "models/pretrained"
+    output_dir: str = "models/default"
+    train_file: str = "data/split/train.jsonl"
+    validation_file: str = "data/split/validation.jsonl"
+    test_file: str = "data/split/test.jsonl"
+    use_context: bool = True
+    max_length: int = 160
+    num_train_epochs: float = 8
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    pos_weight: dict[str, float] | Literal["auto"] | None = None
+    early_stopping_patience: int = 2
+    threshold_objective: dict[str, str] = Field(
+        default_factory=lambda: {"threatening": "recall:0.90", "privacy_risk": "recall:0.90"}
+    )
+    save_fp16: bool = True
+    register_name: str | None = "replyqa"
+    seed: int = 13
+
+
+class ScoreConfig(StrictModel):
+    max_chars: int = 2000
+    batch_size: int = 32
+    chunk_rows: int = 2000
+
+
+class ProjectConfig(StrictModel):
+    """configs/default.yaml: everything one run of the pipeline needs."""
+
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    score: ScoreConfig = ScoreConfig()
+
+
+Config = TypeVar("Config", bound=StrictModel)
+
+
+def load_config(path: str | Path, model: type[Config] = ProjectConfig) -> Config:
+    """Read a YAML file and validate it against `model`; unknown keys are errors."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return model.model_validate(raw)

@@ -1,0 +1,301 @@
+"""Data stage: load, validate, describe and split labelled agent utterances.
+
+Every record follows ../shared/LABELS.md. Files may be JSON Lines, CSV or Parquet; in CSV and
+Parquet the labels may be five flat columns or one `labels` column holding a JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+from datasets import Dataset, Features, Sequence, Value
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError, field_validator
+from rapidfuzz import fuzz
+from rapidfuzz.process import cdist
+
+from ml.labels import CHANNELS, LABELS, NOISE_TAGS, SCENARIOS
+
+SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+class Labels(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    polite: StrictInt
+    clear: StrictInt
+    empathetic: StrictInt
+    threatening: StrictInt
+    privacy_risk: StrictInt
+
+    @field_validator("*")
+    @classmethod
+    def zero_or_one(cls, value: int) -> int:
+        if value not in (0, 1):
+            raise ValueError(f"must be 0 or 1, got {value}")
+        return value
+
+
+class Record(BaseModel):
+    """One labelled agent utterance (the contract of LABELS.md plus optional project fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    text: str
+    context: str = ""
+    scenario: str
+    channel: str
+    labels: Labels
+    source: str = "written"
+    boundary: StrictBool = False
+    pair: str = ""
+    notes: str = ""
+    noise: list[str] = []
+
+    @field_validator("id", "text")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("scenario")
+    @classmethod
+    def known_scenario(cls, value: str) -> str:
+        if value not in SCENARIOS:
+            raise ValueError(f"must be one of {', '.join(SCENARIOS)}, got {value!r}")
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def known_channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"must be one of {', '.join(CHANNELS)}, got {value!r}")
+        return value
+
+    @field_validator("noise")
+    @classmethod
+    def known_noise(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(NOISE_TAGS))
+        if unknown:
+            raise ValueError(f"unknown tags {unknown}; allowed: {', '.join(NOISE_TAGS)}")
+        return value
+
+
+@dataclass
+class RecordError:
+    path: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.field}: {self.message}"
+
+
+@dataclass
+class LoadResult:
+    records: list[Record] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- reading raw rows
+
+def iter_raw_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield (line number, row) for each row; a row that is not a JSON object comes as an error string.
+
+    Line numbers are 1-based file lines for JSONL and CSV (the header is line 1), row numbers for Parquet.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8", errors="strict") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    yield number, f"bad JSON: {error.msg} at column {error.colno}"
+                    continue
+                yield number, row if isinstance(row, dict) else "line is not a JSON object"
+    elif suffix in (".csv", ".parquet"):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(path)
+        offset = 2 if suffix == ".csv" else 1
+        for number, row in enumerate(frame.to_dict(orient="records")):
+            yield number + offset, _flat_row_to_record(row)
+    else:
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+
+
+def _flat_row_to_record(row: dict[str, Any]) -> dict[str, Any]:
+    """CSV/Parquet rows: turn flat label columns (or a JSON `labels` cell) into the `labels` object."""
+    row = {key: value for key, value in row.items() if not (isinstance(value, float) and np.isnan(value))}
+    if isinstance(row.get("labels"), str):
+        try:
+            row["labels"] = json.loads(row["labels"])
+        except json.JSONDecodeError:
+            pass
+    elif any(label in row for label in LABELS):
+        row["labels"] = {label: _as_int(row.pop(label, None)) for label in LABELS}
+    for key in ("boundary",):
+        if isinstance(row.get(key), str):
+            row[key] = {"true": True, "false": False, "1": True, "0": False, "": False}.get(row[key].lower(), row[key])
+    if isinstance(row.get("noise"), str):
+        row["noise"] = [tag for tag in re.split(r"[,;| ]+", row["noise"]) if tag]
+    elif row.get("noise") is not None and not isinstance(row.get("noise"), list):
+        row["noise"] = list(row["noise"])
+    return row
+
+
+def _as_int(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    return value
+
+
+# ---------------------------------------------------------------- validation
+
+def load_records(paths: Iterable[str | Path]) -> LoadResult:
+    """Read and validate every row of every file; collect all errors, never stop at the first."""
+    result = LoadResult()
+    seen_ids: dict[str, str] = {}
+    for path in paths:
+        try:
+            rows = list(iter_raw_rows(path))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            result.errors.append(RecordError(str(path), 0, "file", str(error)))
+            continue
+        for line, row in rows:
+            if isinstance(row, str):
+                result.errors.append(RecordError(str(path), line, "line", row))
+                continue
+            try:
+                record = Record.model_validate(row)
+            except ValidationError as error:
+                for problem in error.errors():
+                    where = ".".join(str(part) for part in problem["loc"]) or "record"
+                    result.errors.append(RecordError(str(path), line, where, problem["msg"]))
+                continue
+            if record.id in seen_ids:
+                result.errors.append(RecordError(str(path), line, "id", f"duplicate id {record.id!r} (first in {seen_ids[record.id]})"))
+                continue
+            seen_ids[record.id] = f"{path}:{line}"
+            result.records.append(record)
+    return result
+
+
+def expand_paths(patterns: Iterable[str]) -> list[Path]:
+    """Expand glob patterns and directories into a sorted list of data files."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        candidate = Path(pattern)
+        if candidate.is_dir():
+            paths += sorted(p for p in candidate.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES)
+        elif any(ch in pattern for ch in "*?["):
+            paths += sorted(Path().glob(pattern))
+        else:
+            paths.append(candidate)
+    return paths
+
+
+# ---------------------------------------------------------------- datasets
+
+RECORD_FEATURES = Features({
+    "id": Value("string"),
+    "text": Value("string"),
+    "context": Value("string"),
+    "scenario": Value("string"),
+    "channel": Value("string"),
+    **{label: Value("int8") for label in LABELS},
+    "source": Value("string"),
+    "boundary": Value("bool"),
+    "pair": Value("string"),
+    "notes": Value("string"),
+    "noise": Sequence(Value("string")),
+})
+
+
+def record_to_row(record: Record) -> dict[str, Any]:
+    row = record.model_dump()
+    row.update(row.pop("labels"))
+    return row
+
+
+def records_to_dataset(records: list[Record]) -> Dataset:
+    """Labelled records as one `datasets.Dataset` with flat label columns (schema RECORD_FEATURES)."""
+    rows = [record_to_row(record) for record in records]
+    columns = {name: [row[name] for row in rows] for name in RECORD_FEATURES}
+    return Dataset.from_dict(columns, features=RECORD_FEATURES)
+
+
+def load_labelled(paths: Iterable[str | Path]) -> Dataset:
+    """Load labelled files into a Dataset; raise ValueError listing every bad record."""
+    result = load_records(paths)
+    if result.errors:
+        listing = "\n".join(str(error) for error in result.errors[:50])
+        raise ValueError(f"{len(result.errors)} invalid records:\n{listing}")
+    return records_to_dataset(result.records)
+
+
+def load_unlabelled(path: str | Path, text_col: str = "text", context_col: str | None = "context") -> Dataset:
+    """Unlabelled replies (JSONL/CSV/Parquet, or .txt with one reply a line) with the same text schema."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        frame = pd.DataFrame({"text": texts})
+    elif path.suffix.lower() == ".parquet":
+        frame = pd.read_parquet(path)
+    elif path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    else:
+        frame = pd.read_json(path, lines=True, dtype=False)
+    if text_col not in frame:
+        raise ValueError(f"{path}: no column {text_col!r} (columns: {', '.join(map(str, frame.columns))})")
+    contexts = frame[context_col] if context_col and context_col in frame else [""] * len(frame)
+    ids = frame["id"].astype(str) if "id" in frame else [str(i) for i in range(len(frame))]
+    return Dataset.from_dict({
+        "id": list(ids),
+        "text": [str(t) for t in frame[text_col]],
+        "context": ["" if c is None else str(c) for c in contexts],
+    })
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+def normalise_text(text: str) -> str:
+    """NFKC, lower case, punctuation/whitespace/symbols removed: the form compared for near-duplicates."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"[\W_]+", "", text)
+
+
+def near_duplicate_pairs(texts: list[str], threshold: float = 0.85, block: int = 2000) -> list[tuple[int, int, float]]:
+    """Index pairs (i < j) whose normalised texts have rapidfuzz `ratio` (normalised Indel
+    similarity, 2*matches/(len_a+len_b)) above `threshold`. Computed in blocks to bound memory."""
+    normalised = [normalise_text(t) for t in texts]
+    cutoff = int(threshold * 100)
+    pairs: list[tuple[int, int, float]] = []
+    for start in range(0, len(normalised), block):
+        rows = normalised[start:start + block]
+        scores = cdist(rows, normalised, scorer=fuzz.ratio, dtype=np.float32, workers=-1, score_cutoff=cutoff)
+        for i, j in zip(*np.nonzero(scores > threshold * 100)):
+            a = start + int(i)
+            if a < j:
+                pairs.append((a, int(j), float(scores[i, j]) / 100))
+    return pairs
+
+
+def unintended_duplicates(records: list[Record], threshold: float = 0.85) -> list[tuple[Record, Record, float]]:
+    """Near-duplicate pairs that are not minimal pairs written on purpose (which share a `pair` id)."""
+    found = near_duplicate_pairs([r.text for r in records], threshold)
+    return [(records[a], records[b], s) for a, b, s in found
+            if not (records[a].pair and records[a].pair == records[b].pair)]
