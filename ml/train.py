@@ -1,0 +1,174 @@
+"""Train stage: fine-tune a Chinese BERT for the five labels with the transformers Trainer.
+
+Saves a standard model directory: safetensors weights, tokenizer, config, labels.json (label
+names, thresholds tuned on validation, identity, test metrics) and MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from ml.config import TrainConfig
+from ml.data import load_labelled
+from ml.encoding import encode_replies
+from ml.labels import LABELS
+from ml.metrics import tune_thresholds
+from ml.runtime import configure_cpu_threads, device_precision
+from ml.scorer import ModelInfo, Scorer
+from ml.tracking import log_config, log_model, start_run
+
+
+def label_matrix(dataset: Dataset) -> np.ndarray:
+    return np.stack([np.asarray(dataset[label]) for label in LABELS], axis=1).astype(np.float32)
+
+
+def to_features(dataset: Dataset, tokenizer, config: TrainConfig) -> Dataset:
+    encodings = encode_replies(tokenizer, dataset["text"], dataset["context"], config.max_length, config.use_context)
+    columns = {key: [e[key] for e in encodings] for key in encodings[0].keys()}
+    columns["labels"] = label_matrix(dataset).tolist()
+    return Dataset.from_dict(columns)
+
+
+def positive_weights(y: np.ndarray, setting: dict[str, float] | str | None) -> torch.Tensor | None:
+    if setting is None:
+        return None
+    if setting == "auto":  # negatives per positive, as BCEWithLogitsLoss's pos_weight expects
+        return torch.tensor((len(y) - y.sum(0)) / np.clip(y.sum(0), 1, None), dtype=torch.float32)
+    return torch.tensor([setting.get(label, 1.0) for label in LABELS], dtype=torch.float32)
+
+
+class MultiLabelTrainer(Trainer):
+    """Trainer whose loss is BCE-with-logits with optional per-label positive weights."""
+
+    def __init__(self, *args, pos_weight: torch.Tensor | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pos_weight = pos_weight
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        weight = self.pos_weight.to(outputs.logits.device) if self.pos_weight is not None else None
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(outputs.logits.float(), labels.float(), pos_weight=weight)
+        return (loss, outputs) if return_outputs else loss
+
+
+def macro_f1_at_half(eval_prediction) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    probabilities = 1 / (1 + np.exp(-eval_prediction.predictions))
+    return {"macro_f1": float(f1_score(eval_prediction.label_ids, probabilities >= 0.5, average="macro", zero_division=0))}
+
+
+class MlflowMetrics(TrainerCallback):
+    """Per-step training loss and per-epoch validation metrics into the active MLflow run."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        if numbers and mlflow.active_run():
+            mlflow.log_metrics(numbers, step=state.global_step)
+
+
+def load_base_model(name_or_path: str):
+    """Any Hugging Face checkpoint (hub name or local directory) with a fresh five-label head."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name_or_path, num_labels=len(LABELS), problem_type="multi_label_classification",
+        id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    return tokenizer, model
+
+
+def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
+    """Run the Trainer with early stopping on validation macro-F1; return the best model and tokenizer."""
+    set_seed(config.seed)
+    configure_cpu_threads()
+    tokenizer, model = load_base_model(config.model_name_or_path)
+    train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
+    args = TrainingArguments(
+        output_dir=str(work_dir), num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=64,
+        learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=20, report_to=[],
+        seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, **device_precision(),
+    )
+    trainer = MultiLabelTrainer(
+        model=model, args=args, processing_class=tokenizer,
+        train_dataset=to_features(train_set, tokenizer, config),
+        eval_dataset=to_features(validation_set, tokenizer, config),
+        compute_metrics=macro_f1_at_half, pos_weight=positive_weights(label_matrix(train_set), config.pos_weight),
+        callbacks=[EarlyStoppingCallback(config.early_stopping_patience), MlflowMetrics()],
+    )
+    trainer.train()
+    return trainer.model, tokenizer
+
+
+def save_model(model, tokenizer, config: TrainConfig) -> Path:
+    output_dir = Path(config.output_dir)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    model = model.to("cpu")
+    if config.save_fp16:
+        model = model.half()
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    weights = (output_dir / "model.safetensors").read_bytes()
+    ModelInfo(name=config.register_name or "replyqa", version=hashlib.sha256(weights).hexdigest()[:12],
+              use_context=config.use_context, max_length=config.max_length,
+              threshold_objective=config.threshold_objective).write(output_dir)
+    return output_dir
+
+
+def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
+    """Tune the cut-offs on validation with the saved (possibly fp16) weights, and store them."""
+    scorer = Scorer.load(output_dir)
+    validation = load_labelled([config.validation_file])
+    probabilities = scorer.predict_proba(validation["text"], validation["context"])
+    thresholds = tune_thresholds(label_matrix(validation), probabilities, config.threshold_objective)
+    info = ModelInfo.read(output_dir)
+    info.thresholds = {label: round(value, 4) for label, value in thresholds.items()}
+    info.write(output_dir)
+    return info.thresholds
+
+
+def train(config: TrainConfig, config_path: Path | None = None) -> dict:
+    """Fine-tune, save, tune thresholds, evaluate on test, write the card, log and register in MLflow."""
+    from ml.evaluate import evaluate_model, write_model_card
+
+    work_dir = Path("experiments") / "checkpoints" / Path(config.output_dir).name
+    with start_run("train") as run:
+        log_config(config)
+        if config_path:
+            mlflow.log_artifact(str(config_path), artifact_path="config")
+        model, tokenizer = fine_tune(config, work_dir)
+        output_dir = save_model(model, tokenizer, config)
+        thresholds = set_thresholds(output_dir, config)
+        report = evaluate_model(output_dir, config.test_file, train_file=config.train_file,
+                                validation_file=config.validation_file)
+        info = ModelInfo.read(output_dir)
+        info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
+        info.write(output_dir)
+        write_model_card(output_dir, config, report)
+        mlflow.log_metrics({"test_macro_f1": report["macro_f1"], "test_micro_f1": report["micro_f1"],
+                            **{f"threshold_{k}": v for k, v in thresholds.items()}})
+        version = log_model(output_dir, config.register_name)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return {"output_dir": str(output_dir), "run_id": run.info.run_id, "registered_version": version,
+            "thresholds": thresholds, "test_macro_f1": report["macro_f1"]}
