@@ -43,7 +43,7 @@ def read_chunks(path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     surrogate escapes, so the row can be reported instead of the whole file failing."""
     kind = file_format(path)
     if kind == "csv":
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows,
+        yield from pd.read_csv(path, dtype=object, keep_default_na=False, chunksize=chunk_rows,
                                encoding="utf-8", encoding_errors="surrogateescape")
     elif kind == "parquet":
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
@@ -125,7 +125,7 @@ def _has_undecodable_bytes(text: str) -> bool:
 def _clean_surrogates(frame: pd.DataFrame) -> pd.DataFrame:
     """Pass-through values with undecodable bytes are written with U+FFFD so the output stays UTF-8."""
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = frame[column].map(
                 lambda v: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(v, str) else v)
     return frame

@@ -1,0 +1,139 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml.data import load_labelled, load_records, load_unlabelled, near_duplicate_pairs
+from ml.split import split_records
+from ml.stats import corpus_stats
+
+GOOD = {"id": "t-1", "text": "王先生您好，您本期应还1,280元。", "context": "", "scenario": "collection",
+        "channel": "chat", "labels": {"polite": 1, "clear": 1, "empathetic": 0, "threatening": 0, "privacy_risk": 0}}
+
+
+def record(**changes) -> dict:
+    row = json.loads(json.dumps(GOOD))
+    row.update(changes)
+    return row
+
+
+def test_validation_names_file_line_and_field_for_every_bad_record(tmp_path):
+    missing_labels = record(id="t-3")
+    del missing_labels["labels"]
+    lines = [
+        json.dumps(record(), ensure_ascii=False),
+        '{"id": "t-2", "text": "broken json"',
+        json.dumps(missing_labels, ensure_ascii=False),
+        json.dumps(record(id="t-4", labels={**GOOD["labels"], "polite": 2}), ensure_ascii=False),
+        json.dumps(record(id="t-5", text="   "), ensure_ascii=False),
+        json.dumps(record(id="t-1"), ensure_ascii=False),
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    errors = load_records([path]).errors
+    where = {(e.line, e.field) for e in errors}
+    assert (2, "line") in where and "bad JSON" in errors[0].message
+    assert (3, "labels") in where
+    assert (4, "labels.polite") in where
+    assert (5, "text") in where
+    assert (6, "id") in where
+    assert all(e.path == str(path) for e in errors)
+
+
+def test_validate_command_lists_all_errors_and_exits_non_zero(tmp_path):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(record(scenario="sales")) + "\n{oops\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:1: scenario" in result.output and f"{path}:2: line" in result.output
+
+
+def test_labels_must_be_integers_not_booleans(tmp_path):
+    path = tmp_path / "bool.jsonl"
+    path.write_text(json.dumps(record(labels={**GOOD["labels"], "clear": True})) + "\n", encoding="utf-8")
+    assert [e.field for e in load_records([path]).errors] == ["labels.clear"]
+
+
+def test_csv_and_parquet_load_into_the_same_schema_and_keep_extra_fields(tmp_path):
+    flat = {k: v for k, v in record(boundary=True, pair="p-1", notes="why").items() if k != "labels"}
+    flat.update(GOOD["labels"])
+    pd.DataFrame([flat]).to_csv(tmp_path / "one.csv", index=False)
+    pd.DataFrame([flat]).to_parquet(tmp_path / "one.parquet", index=False)
+    jsonl = tmp_path / "one.jsonl"
+    jsonl.write_text(json.dumps(record(boundary=True, pair="p-1", notes="why"), ensure_ascii=False) + "\n", encoding="utf-8")
+    datasets = [load_labelled([tmp_path / name]) for name in ("one.csv", "one.parquet", "one.jsonl")]
+    assert all(d.features == datasets[0].features for d in datasets)
+    assert all(d[0] == datasets[0][0] for d in datasets)
+    assert datasets[0][0]["pair"] == "p-1" and datasets[0][0]["boundary"] is True and datasets[0][0]["polite"] == 1
+
+
+def test_unlabelled_text_files_load_with_the_text_schema(tmp_path):
+    path = tmp_path / "replies.txt"
+    path.write_text("您好\n\n请稍等\n", encoding="utf-8")
+    dataset = load_unlabelled(path)
+    assert dataset["text"] == ["您好", "请稍等"] and dataset["context"] == ["", ""]
+
+
+def test_stats_on_a_hand_made_file(tmp_path):
+    rows = [
+        record(id="s1", text="您好，请问有什么可以帮您？", labels={**GOOD["labels"], "clear": 0}),
+        record(id="s2", text="再不还钱就去你单位闹", channel="call", context="我没钱",
+               labels={"polite": 0, "clear": 0, "empathetic": 0, "threatening": 1, "privacy_risk": 1}),
+        record(id="s3", text="好的", scenario="other", boundary=True),
+        record(id="s4", text="您好，請問還款日是哪天？😊", scenario="service", noise=["typo"]),
+    ]
+    path = tmp_path / "stats.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    stats = corpus_stats(load_records([path]).records)
+    assert stats["records"] == 4
+    assert stats["label_positives"] == {"polite": 3, "clear": 2, "empathetic": 0, "threatening": 1, "privacy_risk": 1}
+    assert stats["label_rates"]["polite"] == 0.75
+    assert stats["co_occurrence"]["threatening"]["privacy_risk"] == 1
+    assert stats["co_occurrence"]["polite"]["clear"] == 2
+    assert stats["scenario_share"] == {"collection": 0.5, "service": 0.25, "complaint": 0.0, "verification": 0.0, "other": 0.25}
+    assert stats["channel_share"] == {"call": 0.25, "chat": 0.75}
+    assert stats["boundary"] == 1 and stats["with_context"] == 1
+    assert stats["length"]["short_2_6"] == 1
+    # s3 is short; s4 has a tag, Traditional characters and an emoji
+    assert stats["noisy"] == 2 and {"traditional", "emoji", "typo"} <= set(stats["noise_kinds"])
+    assert stats["near_duplicates"] == 0
+
+
+def test_near_duplicates_use_normalised_character_similarity():
+    pairs = near_duplicate_pairs(["您好，请问有什么可以帮您？", "您好 请问有什么可以帮您", "还款日是每月15号"])
+    assert [(a, b) for a, b, _ in pairs] == [(0, 1)]
+
+
+def test_split_is_deterministic_stratified_and_keeps_groups_together():
+    records = load_records(sorted(Path("data/labelled").glob("*.jsonl"))).records[:1200]
+    first = split_records(records, seed=5)
+    second = split_records(list(reversed(records)), seed=5)
+    assert {k: [r.id for r in v] for k, v in first.items()} == {k: [r.id for r in v] for k, v in second.items()}
+    sizes = {k: len(v) for k, v in first.items()}
+    assert abs(sizes["train"] / len(records) - 0.8) < 0.03 and abs(sizes["test"] / len(records) - 0.1) < 0.03
+    where = {r.id: name for name, rows in first.items() for r in rows}
+    pairs: dict[str, set[str]] = {}
+    for r in records:
+        if r.pair:
+            pairs.setdefault(r.pair, set()).add(where[r.id])
+    assert pairs and all(len(splits) == 1 for splits in pairs.values())
+    assert {k: [r.id for r in v] for k, v in split_records(records, seed=6).items()} != \
+        {k: [r.id for r in v] for k, v in first.items()}
+
+
+def test_split_keeps_near_duplicates_together():
+    base = load_records(sorted(Path("data/labelled").glob("*.jsonl"))).records[:300]
+    twin = base[0].model_copy(update={"id": "twin", "text": base[0].text + "。"})
+    split = split_records(base + [twin], seed=1)
+    where = {r.id: name for name, rows in split.items() for r in rows}
+    assert where["twin"] == where[base[0].id]
+
+
+@pytest.mark.parametrize("path", sorted(Path("data/labelled").glob("*.jsonl")), ids=lambda p: p.name)
+def test_shipped_corpus_is_valid(path):
+    assert load_records([path]).errors == []

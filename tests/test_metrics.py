@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from ml.labels import LABELS
+from ml.metrics import calibration, label_metrics, tune_threshold, tune_thresholds
+
+
+def test_label_metrics_match_hand_computed_values():
+    y = np.zeros((4, 5), dtype=int)
+    p = np.full((4, 5), 0.1)
+    # polite: truth 1,1,0,0; scores .9,.4,.6,.2 at 0.5 -> TP=1, FP=1, FN=1
+    y[:, 0] = [1, 1, 0, 0]
+    p[:, 0] = [0.9, 0.4, 0.6, 0.2]
+    # clear: truth 1,0,1,0; perfect
+    y[:, 1] = [1, 0, 1, 0]
+    p[:, 1] = [0.8, 0.3, 0.7, 0.1]
+    report = label_metrics(y, p, dict.fromkeys(LABELS, 0.5))
+    assert report["polite"]["precision"] == 0.5 and report["polite"]["recall"] == 0.5 and report["polite"]["f1"] == 0.5
+    assert report["polite"]["roc_auc"] == 0.75  # 3 of 4 positive/negative pairs ordered correctly
+    assert report["polite"]["support"] == 2
+    assert report["clear"]["f1"] == 1.0 and report["clear"]["pr_auc"] == 1.0
+    assert report["empathetic"]["f1"] == 0.0 and report["empathetic"]["roc_auc"] is None  # no positives
+    assert report["macro_f1"] == pytest.approx((0.5 + 1.0) / 5, abs=1e-4)
+    assert report["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1), abs=1e-4)  # TP=3, FP=1, FN=1
+    assert set(report["thresholds"]) == set(LABELS)
+
+
+def test_threshold_for_best_f1():
+    truth = np.array([0, 0, 1, 1, 1, 0])
+    scores = np.array([0.1, 0.3, 0.35, 0.6, 0.8, 0.7])
+    # cut at 0.35 -> TP3 FP1 F1=.857; at 0.6 -> TP2 FP1 F1=.667
+    assert tune_threshold(truth, scores, "f1") == pytest.approx(0.35)
+
+
+def test_threshold_for_target_recall_is_the_highest_cut_reaching_it():
+    truth = np.array([1] * 10 + [0] * 10)
+    scores = np.concatenate([np.linspace(0.95, 0.5, 10), np.linspace(0.55, 0.05, 10)])
+    cut = tune_threshold(truth, scores, "recall:0.9")
+    assert cut == pytest.approx(0.55)  # 9 of 10 positives lie at 0.55 or above
+    assert ((scores >= cut) & (truth == 1)).sum() / 10 >= 0.9
+
+
+def test_tune_thresholds_uses_objective_per_label():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=(200, 5))
+    p = np.clip(y * 0.4 + rng.random((200, 5)) * 0.6, 0, 1)
+    cuts = tune_thresholds(y, p, {"threatening": "recall:0.95"})
+    recall = ((p[:, 3] >= cuts["threatening"]) & (y[:, 3] == 1)).sum() / y[:, 3].sum()
+    assert recall >= 0.95
+
+
+def test_expected_calibration_error_by_hand():
+    y = np.zeros((4, 5))
+    p = np.zeros((4, 5))
+    y[:, 0] = [1, 0, 1, 1]
+    p[:, 0] = [0.95, 0.95, 0.15, 0.15]
+    # bin 9: confidence .95, observed .5 -> .45 ; bin 1: confidence .15, observed 1.0 -> .85 ; each half the data
+    assert calibration(y, p)["polite"]["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.85)

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from ml import InvalidReply, ReplyScore
+from ml.encoding import encode_replies
+from ml.labels import LABELS
+
+
+def test_scores_have_probabilities_decisions_and_identity(tiny_scorer):
+    results = tiny_scorer.score(["您好，请问有什么可以帮您？", "再不还钱就去你家找你"], ["", "我没钱"])
+    assert len(results) == 2 and all(isinstance(r, ReplyScore) for r in results)
+    for result in results:
+        assert list(result.probabilities) == list(LABELS) and list(result.decisions) == list(LABELS)
+        assert all(0.0 <= p <= 1.0 for p in result.probabilities.values())
+        assert result.model == "replyqa-test" and result.version == tiny_scorer.info.version
+    single = tiny_scorer.score("您好")
+    assert isinstance(single, ReplyScore)
+
+
+def test_decisions_apply_the_saved_thresholds(tiny_scorer):
+    texts = [f"您好，第{i}个问题的答案是{i * 37}元。" for i in range(12)]
+    probabilities = tiny_scorer.predict_proba(texts)
+    assert probabilities.shape == (12, 5)
+    for row, result in zip(probabilities, tiny_scorer.score(texts)):
+        for j, label in enumerate(LABELS):
+            assert result.decisions[label] == bool(row[j] >= tiny_scorer.info.thresholds[label])
+
+
+def test_batching_and_length_bucketing_do_not_change_scores(tiny_scorer):
+    texts = ["好", "您好，您本期应还1,280元，还款日是6月15日。" * 3, "请稍等", "理解您的难处，我帮您申请分期。"]
+    together = tiny_scorer.predict_proba(texts)
+    alone = np.vstack([tiny_scorer.predict_proba([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_input_rules(tiny_scorer):
+    assert tiny_scorer.check_reply("  您好  ") == "您好"
+    with pytest.raises(InvalidReply, match="empty"):
+        tiny_scorer.score("   ")
+    with pytest.raises(InvalidReply, match="maximum is 300"):
+        tiny_scorer.score("好" * 301)
+    with pytest.raises(InvalidReply, match="item 1"):
+        tiny_scorer.score(["您好", ""])
+    with pytest.raises(InvalidReply, match="string"):
+        tiny_scorer.check_reply(42)
+
+
+def test_token_limit_trims_the_context_first(tiny_scorer):
+    tokenizer, limit = tiny_scorer.tokenizer, tiny_scorer.info.max_length
+    reply = "您好，您的账单已出，请按时还款。"
+    encoded = encode_replies(tokenizer, [reply], ["客户说了很长很长的话" * 50], limit)[0]
+    assert len(encoded["input_ids"]) == limit
+    decoded = tokenizer.decode(encoded["input_ids"], skip_special_tokens=True).replace(" ", "")
+    assert decoded.endswith("您好,您的账单已出,请按时还款。")  # the whole reply survives
+    long_reply = encode_replies(tokenizer, ["好" * 500], ["上下文"], limit)[0]
+    assert len(long_reply["input_ids"]) == limit  # an over-long reply alone is truncated
+
+
+def test_evidence_spans_lie_inside_the_text(tiny_scorer):
+    text = "再不还钱，明天就把你的欠款信息发到你通讯录所有人手机上。"
+    base = tiny_scorer.score(text)
+    evidence = tiny_scorer.explain(text, "", list(LABELS), base.probabilities, min_drop=-1.0)
+    assert set(evidence) == set(LABELS)
+    for spans in evidence.values():
+        assert spans and len(spans) <= 3
+        for span in spans:
+            assert 0 <= span.start < span.end <= len(text) and text[span.start:span.end] == span.text
+    explained = tiny_scorer.score(text, explain=True)
+    assert set(explained.evidence) == {label for label, yes in explained.decisions.items() if yes}

@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from ml.config import TrainConfig
+from ml.data import load_labelled
+from ml.labels import LABELS
+from ml.train import MultiLabelTrainer, load_base_model, to_features
+
+
+def test_tiny_model_loads_back_through_from_pretrained(tiny_base_model):
+    tokenizer, model = load_base_model(str(tiny_base_model))
+    assert model.config.problem_type == "multi_label_classification"
+    assert [model.config.id2label[i] for i in range(5)] == list(LABELS)
+    assert tokenizer.tokenize("您好") == ["您", "好"]
+
+
+def test_one_training_step_lowers_the_loss(tiny_base_model, small_splits):
+    torch.manual_seed(0)
+    tokenizer, model = load_base_model(str(tiny_base_model))
+    config = TrainConfig(max_length=64)
+    batch_rows = to_features(load_labelled([small_splits["train"]]).select(range(16)), tokenizer, config)
+    batch = tokenizer.pad([{k: row[k] for k in ("input_ids", "token_type_ids", "attention_mask")} for row in batch_rows],
+                          return_tensors="pt")
+    labels = torch.tensor(batch_rows["labels"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+
+    def loss() -> torch.Tensor:
+        logits = model(**batch).logits
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+    before = loss()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        assert loss().item() < before.item()
+
+
+def test_positive_weights_change_the_loss(tiny_base_model):
+    tokenizer, model = load_base_model(str(tiny_base_model))
+    inputs = dict(tokenizer(["您好"], return_tensors="pt"))
+    inputs["labels"] = torch.tensor([[1.0, 0, 0, 0, 0]])
+    plain = MultiLabelTrainer.compute_loss(type("T", (), {"pos_weight": None})(), model, dict(inputs))
+    weighted = MultiLabelTrainer.compute_loss(type("T", (), {"pos_weight": torch.full((5,), 5.0)})(), model, dict(inputs))
+    assert weighted.item() > plain.item()
+
+
+def test_train_stage_writes_a_complete_model_directory(tiny_trained_model):
+    names = {p.name for p in tiny_trained_model.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "labels.json", "MODEL_CARD.md"} <= names
+    info = json.loads((tiny_trained_model / "labels.json").read_text())
+    assert info["labels"] == list(LABELS)
+    assert set(info["thresholds"]) == set(LABELS) and all(0 <= t <= 1 for t in info["thresholds"].values())
+    assert info["test_metrics"]["macro_f1"] >= 0
+    card = (tiny_trained_model / "MODEL_CARD.md").read_text()
+    assert "Test metrics" in card and "tfidf_logreg" in card and "keyword_rules" in card
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_trained_model)
+    assert model.dtype == torch.float16  # saved as fp16 to keep the embedded model small
+    assert AutoTokenizer.from_pretrained(tiny_trained_model) is not None
+
+
+def test_evaluate_json_has_the_stable_keys(tiny_trained_model, small_splits, tmp_path):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"train:\n  train_file: {small_splits['train']}\n  validation_file: {small_splits['validation']}\n")
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(tiny_trained_model), "--data",
+                                      str(small_splits["test"]), "--json", "--config", str(config),
+                                      "--out-dir", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for label in LABELS:
+        assert set(report[label]) == {"precision", "recall", "f1", "roc_auc", "pr_auc", "support"}
+    assert {"macro_f1", "micro_f1", "thresholds"} <= set(report)
+    assert set(report["baselines"]) == {"keyword_rules", "tfidf_logreg"}
+    assert {"report.json", "metrics.json", "pr_curves.json", "errors.jsonl", "reliability.png"} <= \
+        {p.name for p in (tmp_path / "eval").iterdir()}
+    errors = [json.loads(line) for line in (tmp_path / "eval" / "errors.jsonl").read_text().splitlines()]
+    assert all(e["kind"] in ("false_positive", "false_negative") for e in errors)
+
+
+def test_registered_model_loads_by_champion_alias(tiny_trained_model):
+    from ml import Scorer
+    from ml.tracking import promote
+
+    promote("replyqa-test", "1")
+    scorer = Scorer.load("models:/replyqa-test@champion")
+    assert scorer.info.version == json.loads((tiny_trained_model / "labels.json").read_text())["version"]
+    assert np.allclose(scorer.predict_proba(["您好"]), Scorer.load(tiny_trained_model).predict_proba(["您好"]), atol=1e-4)
