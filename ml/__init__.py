@@ -1,7 +1,7 @@
 """replyqa: reply-quality scores for agents of online lending platforms.
 
-    from ml import Scorer
-    Scorer.load("models/default").score("您好，请问有什么可以帮您？")
+from ml import Scorer
+Scorer.load("models/default").score("您好，请问有什么可以帮您？")
 """
 
 from ml.labels import LABELS

@@ -39,10 +39,19 @@ class ReplyIn(BaseModel):
 class ScoreRequest(BaseModel):
     """Either one reply (`text`, `context`, `id`) or `items`: a list of up to 256 replies."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"text": "王先生您好，您本期应还1,280元，请于6月15日前在App还款。", "context": "我这个月要还多少？", "id": "c-1"},
-        {"items": [{"text": "再不还钱就把你欠钱的事发到你们公司群里。", "id": "c-2"}], "explain": True},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "王先生您好，您本期应还1,280元，请于6月15日前在App还款。",
+                    "context": "我这个月要还多少？",
+                    "id": "c-1",
+                },
+                {"items": [{"text": "再不还钱就把你欠钱的事发到你们公司群里。", "id": "c-2"}], "explain": True},
+            ]
+        },
+    )
     text: StrictStr | None = None
     context: StrictStr | None = None
     id: StrictStr | None = None
@@ -50,7 +59,7 @@ class ScoreRequest(BaseModel):
     explain: bool = Field(False, description="Add evidence spans for each positive label.")
 
     @model_validator(mode="after")
-    def one_form(self) -> "ScoreRequest":
+    def one_form(self) -> ScoreRequest:
         if (self.items is None) == (self.text is None):
             raise ValueError("send either `text` (one reply) or `items` (a list of replies), not both or neither")
         if self.items is not None and not self.items:
@@ -87,11 +96,17 @@ class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("replyqa_requests_total", "HTTP requests", ["path", "status"], registry=self.registry)
-        self.latency = Histogram("replyqa_request_seconds", "Request latency", ["path"], registry=self.registry,
-                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.latency = Histogram(
+            "replyqa_request_seconds",
+            "Request latency",
+            ["path"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.replies = Counter("replyqa_replies_scored_total", "Replies scored", registry=self.registry)
-        self.flagged = Counter("replyqa_flagged_total", "Replies decided positive, per label", ["label"],
-                               registry=self.registry)
+        self.flagged = Counter(
+            "replyqa_flagged_total", "Replies decided positive, per label", ["label"], registry=self.registry
+        )
 
 
 def _error(status: int, message: str, details: Any = None) -> JSONResponse:
@@ -111,14 +126,21 @@ def create_app(model: Scorer | str = "models/default", settings: ScoreConfig | N
             state["scorer"] = Scorer.load(model, max_chars=settings.max_chars, batch_size=settings.batch_size)
         yield
 
-    app = FastAPI(title="replyqa scoring API", version="1", lifespan=lifespan,
-                  description="Scores agent replies on polite, clear, empathetic, threatening, privacy_risk.")
+    app = FastAPI(
+        title="replyqa scoring API",
+        version="1",
+        lifespan=lifespan,
+        description="Scores agent replies on polite, clear, empathetic, threatening, privacy_risk.",
+    )
     bearer = HTTPBearer(auto_error=False)
 
     def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if api_keys and (credentials is None or credentials.credentials not in api_keys):
-            raise HTTPException(401, "missing or invalid API key: send `Authorization: Bearer <key>`",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing or invalid API key: send `Authorization: Bearer <key>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def scorer() -> Scorer:
         if state["scorer"] is None:
@@ -129,6 +151,8 @@ def create_app(model: Scorer | str = "models/default", settings: ScoreConfig | N
     async def observe(request: Request, call_next):
         started = time.perf_counter()
         declared = request.headers.get("content-length")
+        if declared is None and request.method == "POST":  # chunked upload: measure the body itself
+            declared = str(len(await request.body()))
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             response = _error(413, f"request body over {MAX_BODY_BYTES} bytes")
         else:
@@ -149,8 +173,9 @@ def create_app(model: Scorer | str = "models/default", settings: ScoreConfig | N
         response.headers.update(error.headers or {})
         return response
 
-    @app.post("/v1/score", response_model=ScoreResponse, response_model_exclude_none=True,
-              dependencies=[Depends(require_key)])
+    @app.post(
+        "/v1/score", response_model=ScoreResponse, response_model_exclude_none=True, dependencies=[Depends(require_key)]
+    )
     def score(request: ScoreRequest, model: Scorer = Depends(scorer)) -> ScoreResponse:
         replies = request.replies()
         try:
@@ -167,17 +192,35 @@ def create_app(model: Scorer | str = "models/default", settings: ScoreConfig | N
             metrics.replies.inc()
             for label in positives:
                 metrics.flagged.labels(label).inc()
-            log.info("scored id=%s chars=%d positives=%s batch_ms=%.1f", reply.id, len(text), ",".join(positives), elapsed_ms)
-            results.append(ScoreOut(id=reply.id, probabilities=result.probabilities, decisions=result.decisions,
-                                    evidence=({k: [SpanOut(**vars(s)) for s in v] for k, v in result.evidence.items()}
-                                              if result.evidence is not None else None)))
+            log.info(
+                "scored id=%s chars=%d positives=%s batch_ms=%.1f", reply.id, len(text), ",".join(positives), elapsed_ms
+            )
+            results.append(
+                ScoreOut(
+                    id=reply.id,
+                    probabilities=result.probabilities,
+                    decisions=result.decisions,
+                    evidence=(
+                        {k: [SpanOut(**vars(s)) for s in v] for k, v in result.evidence.items()}
+                        if result.evidence is not None
+                        else None
+                    ),
+                )
+            )
         return ScoreResponse(model=model.info.name, version=model.info.version, results=results)
 
     @app.get("/v1/model", dependencies=[Depends(require_key)])
     def model_info(model: Scorer = Depends(scorer)) -> dict[str, Any]:
         info = model.info
-        return {"name": info.name, "version": info.version, "labels": list(LABELS), "thresholds": info.thresholds,
-                "max_chars": model.max_chars, "max_items": MAX_ITEMS, "test_metrics": info.test_metrics}
+        return {
+            "name": info.name,
+            "version": info.version,
+            "labels": list(LABELS),
+            "thresholds": info.thresholds,
+            "max_chars": model.max_chars,
+            "max_items": MAX_ITEMS,
+            "test_metrics": info.test_metrics,
+        }
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

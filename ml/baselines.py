@@ -21,7 +21,7 @@ from ml.text import normalise_for_model
 
 
 def _ngrams(text: str, sizes: tuple[int, ...] = (2, 3, 4)) -> set[str]:
-    return {text[i:i + n] for n in sizes for i in range(len(text) - n + 1)}
+    return {text[i : i + n] for n in sizes for i in range(len(text) - n + 1)}
 
 
 class KeywordRules:
@@ -31,21 +31,31 @@ class KeywordRules:
         self.min_count, self.min_precision, self.max_keywords = min_count, min_precision, max_keywords
         self.lexicons: dict[str, dict[str, float]] = {}
 
-    def fit(self, texts: list[str], y: np.ndarray) -> "KeywordRules":
+    def fit(self, texts: list[str], y: np.ndarray) -> KeywordRules:
         grams = [_ngrams(normalise_for_model(t)) for t in texts]
         seen = Counter(g for gs in grams for g in gs)
         for i, label in enumerate(LABELS):
             positive = Counter(g for gs, yes in zip(grams, y[:, i]) if yes for g in gs)
-            scored = {g: positive[g] / seen[g] for g in positive
-                      if positive[g] >= self.min_count and positive[g] / seen[g] >= self.min_precision}
+            scored = {
+                g: positive[g] / seen[g]
+                for g in positive
+                if positive[g] >= self.min_count and positive[g] / seen[g] >= self.min_precision
+            }
             best = sorted(scored, key=lambda g: (-scored[g], -positive[g]))[: self.max_keywords]
             self.lexicons[label] = {g: scored[g] for g in best}
         return self
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         grams = [_ngrams(normalise_for_model(t)) for t in texts]
-        return np.array([[max((lexicon[g] for g in gs if g in lexicon), default=0.0)
-                          for lexicon in (self.lexicons[label] for label in LABELS)] for gs in grams])
+        return np.array(
+            [
+                [
+                    max((lexicon[g] for g in gs if g in lexicon), default=0.0)
+                    for lexicon in (self.lexicons[label] for label in LABELS)
+                ]
+                for gs in grams
+            ]
+        )
 
 
 class TfidfLogReg:
@@ -53,12 +63,13 @@ class TfidfLogReg:
 
     def __init__(self) -> None:
         self.pipeline = make_pipeline(
-            TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True,
-                            preprocessor=normalise_for_model),
+            TfidfVectorizer(
+                analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True, preprocessor=normalise_for_model
+            ),
             OneVsRestClassifier(LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000)),
         )
 
-    def fit(self, texts: list[str], y: np.ndarray) -> "TfidfLogReg":
+    def fit(self, texts: list[str], y: np.ndarray) -> TfidfLogReg:
         self.pipeline.fit(texts, y)
         return self
 

@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -38,13 +38,20 @@ def file_format(path: str) -> str:
 
 # ---------------------------------------------------------------- reading
 
+
 def read_chunks(path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Chunks of at most `chunk_rows` rows, every value kept. Bytes that are not UTF-8 survive as
     surrogate escapes, so the row can be reported instead of the whole file failing."""
     kind = file_format(path)
     if kind == "csv":
-        yield from pd.read_csv(path, dtype=object, keep_default_na=False, chunksize=chunk_rows,
-                               encoding="utf-8", encoding_errors="surrogateescape")
+        yield from pd.read_csv(
+            path,
+            dtype=object,
+            keep_default_na=False,
+            chunksize=chunk_rows,
+            encoding="utf-8",
+            encoding_errors="surrogateescape",
+        )
     elif kind == "parquet":
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
@@ -85,8 +92,17 @@ def count_rows(path: str) -> int | None:
 
 # ---------------------------------------------------------------- scoring one chunk
 
-def score_chunk(scorer: Scorer, frame: pd.DataFrame, text_col: str, context_col: str | None) -> pd.DataFrame:
-    """The chunk with score columns added; rows that break an input rule get `error` and no scores."""
+
+def score_chunk(
+    scorer: Scorer,
+    frame: pd.DataFrame,
+    text_col: str,
+    context_col: str | None,
+    id_col: str | None = None,
+    first_row: int = 0,
+) -> pd.DataFrame:
+    """The chunk with score columns added; rows that break an input rule get `error` and no scores.
+    When the input has no `id_col`, one is added holding the 1-based input row number."""
     errors: list[str | None] = [None] * len(frame)
     texts: list[str | None] = [None] * len(frame)
     parse_errors = frame["_parse_error"].tolist() if "_parse_error" in frame else [None] * len(frame)
@@ -108,6 +124,8 @@ def score_chunk(scorer: Scorer, frame: pd.DataFrame, text_col: str, context_col:
         contexts = ["" if not isinstance(c, str) or _has_undecodable_bytes(c) else c for c in frame[context_col]]
     probabilities = scorer.predict_proba([texts[i] for i in valid], [contexts[i] for i in valid] if contexts else None)
     out = frame.drop(columns=[c for c in ("_parse_error",) if c in frame]).copy()
+    if id_col and id_col not in out:
+        out.insert(0, id_col, [str(first_row + i + 1) for i in range(len(out))])
     for j, label in enumerate(LABELS):
         column = pd.Series(pd.NA, index=out.index, dtype="Float64")
         column.iloc[valid] = probabilities[:, j].round(4)
@@ -127,11 +145,13 @@ def _clean_surrogates(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = frame[column].map(
-                lambda v: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(v, str) else v)
+                lambda v: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(v, str) else v
+            )
     return frame
 
 
 # ---------------------------------------------------------------- writing
+
 
 def write_part(frame: pd.DataFrame, path: Path, kind: str, header: bool) -> None:
     """Write one part completely, then rename it into place: a part either exists whole or not at all."""
@@ -170,8 +190,16 @@ def join_parts(parts: list[Path], output: Path, kind: str) -> None:
 class ScoreJob:
     """One run of `replyqa score`: INPUT -> OUTPUT through the shared Scorer."""
 
-    def __init__(self, scorer: Scorer, source: str, output: str, text_col: str = "text",
-                 context_col: str | None = "context", id_col: str | None = "id", chunk_rows: int = 2000) -> None:
+    def __init__(
+        self,
+        scorer: Scorer,
+        source: str,
+        output: str,
+        text_col: str = "text",
+        context_col: str | None = "context",
+        id_col: str | None = "id",
+        chunk_rows: int = 2000,
+    ) -> None:
         self.scorer, self.source, self.output = scorer, source, output
         self.text_col, self.context_col, self.id_col = text_col, context_col, id_col
         self.chunk_rows = chunk_rows
@@ -181,8 +209,13 @@ class ScoreJob:
             return self._run_to_stdout()
         output, kind = Path(self.output), file_format(self.output)
         parts_dir = output.with_name(f".{output.name}.parts")
-        manifest = {"input": str(Path(self.source).resolve()), "input_bytes": Path(self.source).stat().st_size,
-                    "chunk_rows": self.chunk_rows, "text_col": self.text_col, "model_version": self.scorer.info.version}
+        manifest = {
+            "input": str(Path(self.source).resolve()),
+            "input_bytes": Path(self.source).stat().st_size,
+            "chunk_rows": self.chunk_rows,
+            "text_col": self.text_col,
+            "model_version": self.scorer.info.version,
+        }
         done = self._prepare_parts(parts_dir, manifest, resume)
         counts = {"rows": 0, "scored": 0, "errors": 0, "resumed_rows": 0}
         with _progress(show_progress) as progress:
@@ -192,7 +225,9 @@ class ScoreJob:
                 if index < done:
                     counts["resumed_rows"] += len(frame)
                 else:
-                    scored = score_chunk(self.scorer, frame, self.text_col, self.context_col)
+                    scored = score_chunk(
+                        self.scorer, frame, self.text_col, self.context_col, self.id_col, counts["rows"]
+                    )
                     write_part(scored, part, kind, header=index == 0)
                     counts["errors"] += int(scored["error"].notna().sum())
                 counts["rows"] += len(frame)
@@ -219,7 +254,7 @@ class ScoreJob:
     def _run_to_stdout(self) -> dict[str, int]:
         counts = {"rows": 0, "errors": 0}
         for frame in read_chunks(self.source, self.chunk_rows):
-            scored = score_chunk(self.scorer, frame, self.text_col, self.context_col)
+            scored = score_chunk(self.scorer, frame, self.text_col, self.context_col, self.id_col, counts["rows"])
             sys.stdout.write(scored.to_json(orient="records", lines=True, force_ascii=False))
             sys.stdout.flush()
             counts["rows"] += len(frame)
@@ -228,6 +263,12 @@ class ScoreJob:
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.speed:>7.0f} rows/s" if enabled else ""), TimeElapsedColumn(),
-                    disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.speed:>7.0f} rows/s" if enabled else ""),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )

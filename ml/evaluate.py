@@ -27,8 +27,9 @@ CARD_EXAMPLES = [
 ]
 
 
-def baseline_reports(train_file: str, validation_file: str, test, y_test: np.ndarray,
-                     objectives: dict[str, str]) -> dict[str, Any]:
+def baseline_reports(
+    train_file: str, validation_file: str, test, y_test: np.ndarray, objectives: dict[str, str]
+) -> dict[str, Any]:
     """Fit each baseline on the train split, tune its thresholds on validation like the model's."""
     train, validation = load_labelled([train_file]), load_labelled([validation_file])
     reports = {}
@@ -39,15 +40,28 @@ def baseline_reports(train_file: str, validation_file: str, test, y_test: np.nda
     return reports
 
 
-def worst_errors(test, y: np.ndarray, probabilities: np.ndarray, thresholds: dict[str, float], k: int = 10) -> list[dict]:
+def worst_errors(
+    test, y: np.ndarray, probabilities: np.ndarray, thresholds: dict[str, float], k: int = 10
+) -> list[dict]:
     """Per label the k most confident false positives and false negatives."""
     rows = []
     for i, label in enumerate(LABELS):
         predicted = probabilities[:, i] >= thresholds[label]
-        for kind, mask, order in (("false_positive", predicted & (y[:, i] == 0), -1), ("false_negative", ~predicted & (y[:, i] == 1), 1)):
+        for kind, mask, order in (
+            ("false_positive", predicted & (y[:, i] == 0), -1),
+            ("false_negative", ~predicted & (y[:, i] == 1), 1),
+        ):
             for j in np.nonzero(mask)[0][np.argsort(order * probabilities[mask, i])][:k]:
-                rows.append({"label": label, "kind": kind, "probability": round(float(probabilities[j, i]), 4),
-                             "id": test["id"][j], "text": test["text"][j], "context": test["context"][j]})
+                rows.append(
+                    {
+                        "label": label,
+                        "kind": kind,
+                        "probability": round(float(probabilities[j, i]), 4),
+                        "id": test["id"][j],
+                        "text": test["text"][j],
+                        "context": test["context"][j],
+                    }
+                )
     return rows
 
 
@@ -70,8 +84,13 @@ def reliability_plot(calibration_report: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def evaluate_model(model_dir: str | Path, data_file: str, train_file: str | None = None,
-                   validation_file: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model_dir: str | Path,
+    data_file: str,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    out_dir: Path | None = None,
+) -> dict[str, Any]:
     """The evaluation report: the model's metrics at its saved thresholds (top level, a stable
     interface), the baselines, calibration; with `out_dir`, also the plots and error files."""
     scorer = Scorer.load(model_dir)
@@ -86,18 +105,30 @@ def evaluate_model(model_dir: str | Path, data_file: str, train_file: str | None
     calibration_report = calibration(y, probabilities)
     report["calibration"] = {label: calibration_report[label]["ece"] for label in LABELS}
     if out_dir:
-        write_evaluation_files(Path(out_dir), report, calibration_report, test, y, probabilities, scorer.info.thresholds)
+        write_evaluation_files(
+            Path(out_dir), report, calibration_report, test, y, probabilities, scorer.info.thresholds
+        )
     return report
 
 
-def write_evaluation_files(out_dir: Path, report: dict, calibration_report: dict, test, y: np.ndarray,
-                           probabilities: np.ndarray, thresholds: dict[str, float]) -> None:
+def write_evaluation_files(
+    out_dir: Path,
+    report: dict,
+    calibration_report: dict,
+    test,
+    y: np.ndarray,
+    probabilities: np.ndarray,
+    thresholds: dict[str, float],
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    metrics = {"macro_f1": report["macro_f1"], "micro_f1": report["micro_f1"],
-               **{f"{label}_f1": report[label]["f1"] for label in LABELS},
-               **{f"{label}_recall": report[label]["recall"] for label in LABELS},
-               **{f"baseline_{name}_macro_f1": b["macro_f1"] for name, b in report.get("baselines", {}).items()}}
+    metrics = {
+        "macro_f1": report["macro_f1"],
+        "micro_f1": report["micro_f1"],
+        **{f"{label}_f1": report[label]["f1"] for label in LABELS},
+        **{f"{label}_recall": report[label]["recall"] for label in LABELS},
+        **{f"baseline_{name}_macro_f1": b["macro_f1"] for name, b in report.get("baselines", {}).items()},
+    }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (out_dir / "pr_curves.json").write_text(json.dumps(pr_curve_points(y, probabilities)), encoding="utf-8")
     with (out_dir / "errors.jsonl").open("w", encoding="utf-8") as handle:
@@ -110,20 +141,24 @@ def write_model_card(model_dir: Path, config: TrainConfig, report: dict[str, Any
     """MODEL_CARD.md: data, training, test metrics against the baselines, examples, limits."""
     scorer = Scorer.load(model_dir)
     texts, contexts = [t for t, _ in CARD_EXAMPLES], [c for _, c in CARD_EXAMPLES]
-    examples = [{"text": t, "context": c, "probabilities": s.probabilities}
-                for t, c, s in zip(texts, contexts, scorer.score(texts, contexts))]
+    examples = [
+        {"text": t, "context": c, "probabilities": s.probabilities}
+        for t, c, s in zip(texts, contexts, scorer.score(texts, contexts))
+    ]
     info = ModelInfo.read(model_dir)
     info.card_examples = examples
     info.write(model_dir)
     baselines = report.get("baselines", {})
     best_baseline = max((b["macro_f1"] for b in baselines.values()), default=0.0)
-    verdict = ("beats both baselines" if report["macro_f1"] > best_baseline
-               else "does NOT beat the best baseline")
+    verdict = "beats both baselines" if report["macro_f1"] > best_baseline else "does NOT beat the best baseline"
     lines = [
-        f"# Model card: {info.name} {info.version}", "",
+        f"# Model card: {info.name} {info.version}",
+        "",
         "Scores one agent utterance of an online-lending customer-service or collections agent on five "
-        "independent labels (see data/GUIDELINES.md): " + ", ".join(LABELS) + ".", "",
-        "## Training", "",
+        "independent labels (see data/GUIDELINES.md): " + ", ".join(LABELS) + ".",
+        "",
+        "## Training",
+        "",
         f"- Base model: `{config.model_name_or_path}`; fine-tuned with the transformers Trainer, BCE loss, "
         f"seed {config.seed}, early stopping on validation macro-F1 (patience {config.early_stopping_patience}).",
         f"- Data: `{config.train_file}` (train), `{config.validation_file}` (thresholds), `{config.test_file}` (test); "
@@ -131,20 +166,37 @@ def write_model_card(model_dir: Path, config: TrainConfig, report: dict[str, Any
         f"- Inputs: {'customer context + reply as a sentence pair' if config.use_context else 'reply only'}, "
         f"at most {config.max_length} tokens (the context is trimmed first).",
         f"- Thresholds tuned on validation: {json.dumps(info.thresholds)} "
-        f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).", "",
-        f"## Test metrics ({report['data']['records']} records)", "",
-        "| label | precision | recall | F1 | ROC-AUC | PR-AUC | support | ECE |", "|---|---|---|---|---|---|---|---|",
-        *[f"| {label} | {report[label]['precision']} | {report[label]['recall']} | {report[label]['f1']} | "
-          f"{report[label]['roc_auc']} | {report[label]['pr_auc']} | {report[label]['support']} | "
-          f"{report['calibration'][label]} |" for label in LABELS],
-        "", f"Macro-F1 **{report['macro_f1']}**, micro-F1 {report['micro_f1']}. The model {verdict} on macro-F1:", "",
-        "| system | macro-F1 | micro-F1 |", "|---|---|---|",
+        f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).",
+        "",
+        f"## Test metrics ({report['data']['records']} records)",
+        "",
+        "| label | precision | recall | F1 | ROC-AUC | PR-AUC | support | ECE |",
+        "|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {label} | {report[label]['precision']} | {report[label]['recall']} | {report[label]['f1']} | "
+            f"{report[label]['roc_auc']} | {report[label]['pr_auc']} | {report[label]['support']} | "
+            f"{report['calibration'][label]} |"
+            for label in LABELS
+        ],
+        "",
+        f"Macro-F1 **{report['macro_f1']}**, micro-F1 {report['micro_f1']}. The model {verdict} on macro-F1:",
+        "",
+        "| system | macro-F1 | micro-F1 |",
+        "|---|---|---|",
         f"| this model | {report['macro_f1']} | {report['micro_f1']} |",
         *[f"| {name} | {b['macro_f1']} | {b['micro_f1']} |" for name, b in baselines.items()],
-        "", "## Example scores", "",
-        "| reply | " + " | ".join(LABELS) + " |", "|---|" + "---|" * len(LABELS),
-        *[f"| {e['text']} | " + " | ".join(f"{e['probabilities'][label]:.2f}" for label in LABELS) + " |" for e in examples],
-        "", "## Limits", "",
+        "",
+        "## Example scores",
+        "",
+        "| reply | " + " | ".join(LABELS) + " |",
+        "|---|" + "---|" * len(LABELS),
+        *[
+            f"| {e['text']} | " + " | ".join(f"{e['probabilities'][label]:.2f}" for label in LABELS) + " |"
+            for e in examples
+        ],
+        "",
+        "## Limits",
+        "",
         "- Trained on utterances written by the project team to the annotation guide, not on production "
         "transcripts; expect lower scores on real calls with heavy ASR noise, dialects or long multi-turn replies.",
         "- The test split comes from the same writers as the training data; it measures fit to the guide, "

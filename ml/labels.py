@@ -1,8 +1,14 @@
-"""The five labels of ../shared/LABELS.md, in the fixed order used by every model and file."""
+"""The five labels of ../shared/LABELS.md, in the fixed order used by every model and file,
+and the values the other record fields may take."""
+
+from typing import Literal, get_args
 
 LABELS: tuple[str, ...] = ("polite", "clear", "empathetic", "threatening", "privacy_risk")
-SCENARIOS: tuple[str, ...] = ("collection", "service", "complaint", "verification", "other")
-CHANNELS: tuple[str, ...] = ("call", "chat")
-NOISE_TAGS: tuple[str, ...] = (
-    "typo", "homophone", "emoji", "halfwidth", "short", "long", "traditional", "english", "asr",
-)
+
+Scenario = Literal["collection", "service", "complaint", "verification", "other"]
+Channel = Literal["call", "chat"]
+NoiseTag = Literal["typo", "homophone", "emoji", "halfwidth", "short", "long", "traditional", "english", "asr"]
+
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
+CHANNELS: tuple[str, ...] = get_args(Channel)
+NOISE_TAGS: tuple[str, ...] = get_args(NoiseTag)

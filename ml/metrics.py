@@ -24,10 +24,14 @@ def label_metrics(y_true: np.ndarray, probabilities: np.ndarray, thresholds: dic
     per_label = {}
     for i, label in enumerate(LABELS):
         truth, scores = y_true[:, i], probabilities[:, i]
-        precision, recall, f1, _ = precision_recall_fscore_support(truth, y_pred[:, i], average="binary", zero_division=0)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            truth, y_pred[:, i], average="binary", zero_division=0
+        )
         both_classes = 0 < truth.sum() < len(truth)
         per_label[label] = {
-            "precision": round(float(precision), 4), "recall": round(float(recall), 4), "f1": round(float(f1), 4),
+            "precision": round(float(precision), 4),
+            "recall": round(float(recall), 4),
+            "f1": round(float(f1), 4),
             "roc_auc": round(float(roc_auc_score(truth, scores)), 4) if both_classes else None,
             "pr_auc": round(float(average_precision_score(truth, scores)), 4) if both_classes else None,
             "support": int(truth.sum()),
@@ -57,8 +61,10 @@ def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "f1")
 
 def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, objectives: dict[str, str]) -> dict[str, float]:
     """One cut-off per label on validation data; labels not named in `objectives` maximise F1."""
-    return {label: tune_threshold(y_true[:, i], probabilities[:, i], objectives.get(label, "f1"))
-            for i, label in enumerate(LABELS)}
+    return {
+        label: tune_threshold(y_true[:, i], probabilities[:, i], objectives.get(label, "f1"))
+        for i, label in enumerate(LABELS)
+    }
 
 
 def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> dict[str, Any]:
@@ -73,8 +79,14 @@ def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -
             if members.any():
                 confidence, accuracy = probabilities[members, i].mean(), y_true[members, i].mean()
                 ece += members.mean() * abs(confidence - accuracy)
-                points.append({"bin": b, "confidence": round(float(confidence), 4),
-                               "observed": round(float(accuracy), 4), "count": int(members.sum())})
+                points.append(
+                    {
+                        "bin": b,
+                        "confidence": round(float(confidence), 4),
+                        "observed": round(float(accuracy), 4),
+                        "count": int(members.sum()),
+                    }
+                )
         result[label] = {"ece": round(float(ece), 4), "points": points}
     return result
 
@@ -85,6 +97,8 @@ def pr_curve_points(y_true: np.ndarray, probabilities: np.ndarray, max_points: i
     for i, label in enumerate(LABELS):
         precision, recall, _ = precision_recall_curve(y_true[:, i], probabilities[:, i])
         keep = np.unique(np.linspace(0, len(recall) - 1, min(max_points, len(recall))).astype(int))
-        rows += [{"label": label, "recall": round(float(recall[k]), 4), "precision": round(float(precision[k]), 4)}
-                 for k in keep]
+        rows += [
+            {"label": label, "recall": round(float(recall[k]), 4), "precision": round(float(precision[k]), 4)}
+            for k in keep
+        ]
     return rows

@@ -32,8 +32,8 @@ from transformers import (
 )
 
 from ml.config import PretrainConfig
-from ml.tracking import log_artifacts, log_config, start_run
 from ml.runtime import TimeLimitCallback, device_precision
+from ml.tracking import log_artifacts, log_config, start_run
 
 jieba.setLogLevel(logging.WARNING)
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -49,10 +49,12 @@ FILL_MASK_PROBES = [
 def train_tokenizer(corpus_path: str, vocab_size: int, output_dir: Path) -> BertTokenizer:
     wordpiece = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=True)
     # limit_alphabet: every character seen at least min_frequency times gets a token, not only 1,000.
-    wordpiece.train([corpus_path], vocab_size=vocab_size, min_frequency=3, limit_alphabet=vocab_size,
-                    special_tokens=SPECIAL_TOKENS)
-    tokenizer = BertTokenizer(vocab=wordpiece.get_vocab(), do_lower_case=True, tokenize_chinese_chars=True,
-                              strip_accents=False)
+    wordpiece.train(
+        [corpus_path], vocab_size=vocab_size, min_frequency=3, limit_alphabet=vocab_size, special_tokens=SPECIAL_TOKENS
+    )
+    tokenizer = BertTokenizer(
+        vocab=wordpiece.get_vocab(), do_lower_case=True, tokenize_chinese_chars=True, strip_accents=False
+    )
     output_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(output_dir)
     return tokenizer
@@ -137,23 +139,43 @@ def pretrain(config: PretrainConfig) -> dict:
         lines = lines[: config.max_corpus_lines]
     tokenizer = train_tokenizer(config.corpus_path, config.vocab_size, output_dir)
     dataset = tokenize_corpus(lines, tokenizer, config.max_length)
-    model = BertForMaskedLM(BertConfig(
-        vocab_size=len(tokenizer), hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-        max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-    ))
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=config.hidden_size,
+            num_hidden_layers=config.num_hidden_layers,
+            num_attention_heads=config.num_attention_heads,
+            intermediate_size=config.intermediate_size,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     history = LossHistory()
     args = TrainingArguments(
-        output_dir=str(output_dir / "checkpoints"), max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps), weight_decay=config.weight_decay,
-        lr_scheduler_type="linear", logging_steps=25, train_sampling_strategy="group_by_length", save_strategy="no", report_to=[],
-        seed=config.seed, remove_unused_columns=False, dataloader_num_workers=0, **device_precision(),
+        output_dir=str(output_dir / "checkpoints"),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
+        weight_decay=config.weight_decay,
+        lr_scheduler_type="linear",
+        logging_steps=25,
+        train_sampling_strategy="group_by_length",
+        save_strategy="no",
+        report_to=[],
+        seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        **device_precision(),
     )
     callbacks = [history] + ([TimeLimitCallback(config.max_minutes)] if config.max_minutes else [])
-    trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                      data_collator=WholeWordMaskCollator(tokenizer, config.mlm_probability, config.whole_word_masking),
-                      callbacks=callbacks)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=WholeWordMaskCollator(tokenizer, config.mlm_probability, config.whole_word_masking),
+        callbacks=callbacks,
+    )
     with start_run("pretrain"):
         log_config(config)
         started = time.monotonic()
@@ -162,11 +184,16 @@ def pretrain(config: PretrainConfig) -> dict:
         trainer.save_model(str(output_dir))
         tokenizer.save_pretrained(output_dir)
         summary = {
-            "corpus_lines": len(lines), "parameters": model.num_parameters(), "steps": trainer.state.global_step,
-            "minutes": round(minutes, 1), "loss_curve": history.points,
+            "corpus_lines": len(lines),
+            "parameters": model.num_parameters(),
+            "steps": trainer.state.global_step,
+            "minutes": round(minutes, 1),
+            "loss_curve": history.points,
             "fill_mask": fill_mask_examples(output_dir),
         }
-        (output_dir / "pretrain_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+        (output_dir / "pretrain_summary.json").write_text(
+            json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
         for point in history.points:
             mlflow.log_metric("mlm_loss", point["loss"], step=point["step"])
         log_artifacts(output_dir, exclude=("checkpoints",))

@@ -42,7 +42,11 @@ def group_keys(frame: pd.DataFrame) -> dict[str, pd.Series]:
         if column is None:
             continue
         if name == "day":
-            keys[name] = pd.to_datetime(frame[column], errors="coerce", utc=True).dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m-%d")
+            keys[name] = (
+                pd.to_datetime(frame[column], errors="coerce", utc=True)
+                .dt.tz_convert("Asia/Shanghai")
+                .dt.strftime("%Y-%m-%d")
+            )
         else:
             keys[name] = frame[column].astype("string")
     return keys
@@ -52,18 +56,24 @@ def rates(scored: pd.DataFrame) -> dict[str, Any]:
     row = {"replies": int(len(scored))}
     for label in LABELS:
         row[f"{label}_rate"] = round(float(scored[label].mean()), 4) if len(scored) else None
-    row["meets_all_principles"] = round(float(((scored["threatening"] == 0) & (scored["privacy_risk"] == 0)
-                                              & (scored["polite"] == 1)).mean()), 4) if len(scored) else None
+    row["meets_all_principles"] = (
+        round(float(((scored["threatening"] == 0) & (scored["privacy_risk"] == 0) & (scored["polite"] == 1)).mean()), 4)
+        if len(scored)
+        else None
+    )
     return row
 
 
 def summarise(frame: pd.DataFrame) -> dict[str, Any]:
     scored = frame[frame["error"].isna()]
     summary: dict[str, Any] = {
-        "rows": int(len(frame)), "scored": int(len(scored)), "errors": int(frame["error"].notna().sum()),
+        "rows": int(len(frame)),
+        "scored": int(len(scored)),
+        "errors": int(frame["error"].notna().sum()),
         "overall": rates(scored),
         "principles": {
-            "polite": rates(scored)["polite_rate"], "clear": rates(scored)["clear_rate"],
+            "polite": rates(scored)["polite_rate"],
+            "clear": rates(scored)["clear_rate"],
             "empathetic": rates(scored)["empathetic_rate"],
             "no_threats": round(1 - rates(scored)["threatening_rate"], 4) if len(scored) else None,
             "privacy_respected": round(1 - rates(scored)["privacy_risk_rate"], 4) if len(scored) else None,
@@ -76,7 +86,9 @@ def summarise(frame: pd.DataFrame) -> dict[str, Any]:
         table = [{name: str(value), **rates(group)} for value, group in groups]
         if name == "agent":  # worst first: the share of replies flagged threatening or privacy_risk
             for row, (_, group) in zip(table, groups):
-                row["flagged_rate"] = round(float(((group["threatening"] == 1) | (group["privacy_risk"] == 1)).mean()), 4)
+                row["flagged_rate"] = round(
+                    float(((group["threatening"] == 1) | (group["privacy_risk"] == 1)).mean()), 4
+                )
             table.sort(key=lambda r: (-r["flagged_rate"], r["polite_rate"]))
         summary["breakdowns"][name] = table
     return summary
@@ -96,11 +108,18 @@ def severe_replies(frame: pd.DataFrame, scorer: Scorer | None, limit: int = 15) 
         if scorer is not None and text.strip():
             result = scorer.score(text.strip(), str(row.get("context", "") or ""), explain=True)
             evidence = {label: result.evidence.get(label, []) for label in labels}
-        rows.append({
-            "id": row.get("id", ""), "agent": row.get("agent_id", row.get("agent", "")), "team": row.get("team", ""),
-            "time": row.get("timestamp", ""), "labels": labels, "severity": round(float(row["severity"]), 3),
-            "context": str(row.get("context", "") or ""), "html": highlight(text.strip(), evidence),
-        })
+        rows.append(
+            {
+                "id": row.get("id", ""),
+                "agent": row.get("agent_id", row.get("agent", "")),
+                "team": row.get("team", ""),
+                "time": row.get("timestamp", ""),
+                "labels": labels,
+                "severity": round(float(row["severity"]), 3),
+                "context": str(row.get("context", "") or ""),
+                "html": highlight(text.strip(), evidence),
+            }
+        )
     return rows
 
 
@@ -111,8 +130,10 @@ def highlight(text: str, evidence: dict[str, list]) -> str:
     for start, end, label in marks:
         if start < position:
             continue
-        pieces += [html.escape(text[position:start]),
-                   f'<mark class="{label}" title="{label}">{html.escape(text[start:end])}</mark>']
+        pieces += [
+            html.escape(text[position:start]),
+            f'<mark class="{label}" title="{label}">{html.escape(text[start:end])}</mark>',
+        ]
         position = end
     pieces.append(html.escape(text[position:]))
     return "".join(pieces)
@@ -158,7 +179,9 @@ def build_report(scored_file: Path, output: Path, summary_file: Path | None, mod
     summary["source"] = str(scored_file)
     environment = Environment(loader=PackageLoader("ml", "templates"), autoescape=select_autoescape())
     page = environment.get_template("report.html.j2").render(
-        summary=summary, labels=LABELS, severe=severe_replies(frame, scorer),
+        summary=summary,
+        labels=LABELS,
+        severe=severe_replies(frame, scorer),
         trend=trend_chart(summary["breakdowns"]["day"]) if summary["breakdowns"].get("day") else None,
     )
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,17 +1,18 @@
 """The one Scorer that the library, the CLI, the HTTP API and the batch jobs share.
 
-    from ml import Scorer
-    scorer = Scorer.load("models/default")
-    scorer.score("王先生您好，您本期应还1,280元。")  # -> ReplyScore
+from ml import Scorer
+scorer = Scorer.load("models/default")
+scorer.score("王先生您好，您本期应还1,280元。")  # -> ReplyScore
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jieba
 import numpy as np
@@ -74,7 +75,7 @@ class ModelInfo:
     card_examples: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def read(cls, model_dir: Path) -> "ModelInfo":
+    def read(cls, model_dir: Path) -> ModelInfo:
         path = model_dir / MODEL_INFO_FILE
         if not path.exists():
             return cls(name=model_dir.name)
@@ -83,7 +84,9 @@ class ModelInfo:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
     def write(self, model_dir: Path) -> None:
-        (model_dir / MODEL_INFO_FILE).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8")
+        (model_dir / MODEL_INFO_FILE).write_text(
+            json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8"
+        )
 
 
 def resolve_model_source(source: str | Path) -> Path | str:
@@ -104,8 +107,16 @@ def resolve_model_source(source: str | Path) -> Path | str:
 
 
 class Scorer:
-    def __init__(self, model, tokenizer, info: ModelInfo, *, max_chars: int = DEFAULT_MAX_CHARS,
-                 batch_size: int = 32, device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        info: ModelInfo,
+        *,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        batch_size: int = 32,
+        device: torch.device | None = None,
+    ) -> None:
         self.device = device or best_device()
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -116,16 +127,28 @@ class Scorer:
         self._label_order = [info.labels.index(label) for label in LABELS]
 
     @classmethod
-    def load(cls, source: str | Path = "models/default", *, max_chars: int = DEFAULT_MAX_CHARS,
-             batch_size: int = 32, device: str | None = None) -> "Scorer":
+    def load(
+        cls,
+        source: str | Path = "models/default",
+        *,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        batch_size: int = 32,
+        device: str | None = None,
+    ) -> Scorer:
         """Load from a model directory, a Hugging Face hub name, or an MLflow `models:/` URI."""
         configure_cpu_threads()
         location = resolve_model_source(source)
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
         info = ModelInfo.read(location) if isinstance(location, Path) else _hub_model_info(str(location), model)
-        return cls(model, tokenizer, info, max_chars=max_chars, batch_size=batch_size,
-                   device=torch.device(device) if device else None)
+        return cls(
+            model,
+            tokenizer,
+            info,
+            max_chars=max_chars,
+            batch_size=batch_size,
+            device=torch.device(device) if device else None,
+        )
 
     # ------------------------------------------------------------ input rules
 
@@ -153,14 +176,15 @@ class Scorer:
         probabilities = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
-                batch_indices = order[start:start + self.batch_size]
+                batch_indices = order[start : start + self.batch_size]
                 batch = self.tokenizer.pad([encodings[i] for i in batch_indices], return_tensors="pt").to(self.device)
                 logits = self.model(**batch).logits.float()
                 probabilities[batch_indices] = torch.sigmoid(logits).cpu().numpy()[:, self._label_order]
         return probabilities
 
-    def score(self, texts: str | Sequence[str], contexts: str | Sequence[str | None] | None = None,
-              explain: bool = False) -> ReplyScore | list[ReplyScore]:
+    def score(
+        self, texts: str | Sequence[str], contexts: str | Sequence[str | None] | None = None, explain: bool = False
+    ) -> ReplyScore | list[ReplyScore]:
         """Score one reply (returns a ReplyScore) or a list (returns a list). Raises InvalidReply."""
         single = isinstance(texts, str)
         text_list = [texts] if single else list(texts)
@@ -180,13 +204,21 @@ class Scorer:
         return ReplyScore(
             probabilities={label: round(float(p), 4) for label, p in zip(LABELS, row)},
             decisions={label: bool(p >= t) for label, p, t in zip(LABELS, row, self.thresholds)},
-            model=self.info.name, version=self.info.version,
+            model=self.info.name,
+            version=self.info.version,
         )
 
     # ------------------------------------------------------------ evidence
 
-    def explain(self, text: str, context: str | None, labels: list[str], base: dict[str, float],
-                top_k: int = 3, min_drop: float = 0.05) -> dict[str, list[Span]]:
+    def explain(
+        self,
+        text: str,
+        context: str | None,
+        labels: list[str],
+        base: dict[str, float],
+        top_k: int = 3,
+        min_drop: float = 0.05,
+    ) -> dict[str, list[Span]]:
         """Occlusion evidence: delete each jieba word of the reply in turn and re-score; the words whose
         removal lowers a label's probability most (by at least `min_drop`) are its evidence spans,
         with adjacent words merged. Offsets index the stripped reply text."""
@@ -211,7 +243,7 @@ def _merge_spans(text: str, pieces: list[tuple[tuple[int, int], float]]) -> list
     spans: list[Span] = []
     for (start, end), weight in pieces:
         if spans and spans[-1].end == start:
-            spans[-1] = Span(spans[-1].start, end, text[spans[-1].start:end], round(max(spans[-1].weight, weight), 4))
+            spans[-1] = Span(spans[-1].start, end, text[spans[-1].start : end], round(max(spans[-1].weight, weight), 4))
         else:
             spans.append(Span(start, end, text[start:end], round(weight, 4)))
     return spans

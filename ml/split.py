@@ -44,8 +44,12 @@ def label_key(record: Record) -> str:
     return "".join(str(getattr(record.labels, label)) for label in LABELS)
 
 
-def split_records(records: list[Record], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  seed: int = 13, threshold: float = 0.85) -> dict[str, list[Record]]:
+def split_records(
+    records: list[Record],
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 13,
+    threshold: float = 0.85,
+) -> dict[str, list[Record]]:
     """Assign whole groups to splits, stratum by stratum (label combination of the group's first
     record), always to the split furthest below its target share in that stratum."""
     records = sorted(records, key=lambda r: r.id)  # the split depends on ids and seed, not on file order
@@ -64,8 +68,9 @@ def split_records(records: list[Record], fractions: tuple[float, float, float] =
             target = max(SPLITS, key=lambda name: (deficit[name], -SPLITS.index(name)))
             assignment[target] += group
             filled[target] += len(group)
-    return {name: [records[i] for i in sorted(indices, key=lambda i: records[i].id)]
-            for name, indices in assignment.items()}
+    return {
+        name: [records[i] for i in sorted(indices, key=lambda i: records[i].id)] for name, indices in assignment.items()
+    }
 
 
 def write_split(split: dict[str, list[Record]], out_dir: str | Path) -> dict[str, int]:

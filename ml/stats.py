@@ -13,7 +13,7 @@ from ml.config import CoverageTargets
 from ml.data import Record, unintended_duplicates
 from ml.labels import CHANNELS, LABELS, SCENARIOS
 
-EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
+EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 HALF_WIDTH_PUNCT = re.compile(r"[\u4e00-\u9fff][,.?!:;]|[,.?!:;][\u4e00-\u9fff]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 PRODUCT_WORDS = {"app", "id"}  # "App" and "ID" are ordinary in Chinese agent speech, not mixed English
@@ -60,15 +60,21 @@ def corpus_stats(records: list[Record], near_duplicate_threshold: float = 0.85) 
         "records": n,
         "label_positives": {label: int(matrix[:, i].sum()) for i, label in enumerate(LABELS)},
         "label_rates": {label: round(float(matrix[:, i].mean()), 4) if n else 0.0 for i, label in enumerate(LABELS)},
-        "co_occurrence": {a: {b: int((matrix[:, i] & matrix[:, j]).sum()) for j, b in enumerate(LABELS)}
-                          for i, a in enumerate(LABELS)},
+        "co_occurrence": {
+            a: {b: int((matrix[:, i] & matrix[:, j]).sum()) for j, b in enumerate(LABELS)} for i, a in enumerate(LABELS)
+        },
         "label_combinations": {"".join(map(str, k)): v for k, v in Counter(map(tuple, matrix.tolist())).most_common()},
         "scenario_share": _shares([r.scenario for r in records], SCENARIOS),
         "channel_share": _shares([r.channel for r in records], CHANNELS),
         "length": {
-            "min": int(lengths.min()), "p10": int(np.percentile(lengths, 10)), "median": int(np.median(lengths)),
-            "p90": int(np.percentile(lengths, 90)), "max": int(lengths.max()), "mean": round(float(lengths.mean()), 1),
-            "short_2_6": int(((lengths >= 2) & (lengths <= 6)).sum()), "over_150": int((lengths > 150).sum()),
+            "min": int(lengths.min()),
+            "p10": int(np.percentile(lengths, 10)),
+            "median": int(np.median(lengths)),
+            "p90": int(np.percentile(lengths, 90)),
+            "max": int(lengths.max()),
+            "mean": round(float(lengths.mean()), 1),
+            "short_2_6": int(((lengths >= 2) & (lengths <= 6)).sum()),
+            "over_150": int((lengths > 150).sum()),
         },
         "with_context": sum(bool(r.context.strip()) for r in records),
         "context_share": round(sum(bool(r.context.strip()) for r in records) / max(n, 1), 4),
@@ -78,7 +84,8 @@ def corpus_stats(records: list[Record], near_duplicate_threshold: float = 0.85) 
         "noise_kinds": dict(Counter(kind for kinds in noise for kind in kinds).most_common()),
         "sources": dict(Counter(r.source for r in records).most_common()),
         "near_duplicate_threshold": near_duplicate_threshold,
-        "near_duplicate_method": "rapidfuzz ratio (normalised Indel similarity) on NFKC-lowercased text without punctuation or spaces",
+        "near_duplicate_method": "rapidfuzz ratio (normalised Indel similarity) on NFKC-lowercased text "
+        "without punctuation or spaces",
         "near_duplicates": len(duplicates),
         "near_duplicate_examples": [[a.id, b.id, round(s, 3)] for a, b, s in duplicates[:20]],
     }

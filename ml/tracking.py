@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import mlflow
 from pydantic import BaseModel
@@ -75,8 +75,11 @@ class ReplyQAPyfunc(mlflow.pyfunc.PythonModel):
 def log_model(model_dir: Path, registered_name: str | None) -> str | None:
     """Log the model directory as a pyfunc model of the active run; register it when a name is given."""
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=ReplyQAPyfunc(), artifacts={"model_dir": str(model_dir)},
-        pip_requirements=["replyqa"], registered_model_name=registered_name,
+        name="model",
+        python_model=ReplyQAPyfunc(),
+        artifacts={"model_dir": str(model_dir)},
+        pip_requirements=["replyqa"],
+        registered_model_name=registered_name,
     )
     return str(info.registered_model_version) if registered_name else None
 

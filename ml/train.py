@@ -7,7 +7,6 @@ names, thresholds tuned on validation, identity, test metrics) and MODEL_CARD.md
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -65,7 +64,9 @@ class MultiLabelTrainer(Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         weight = self.pos_weight.to(outputs.logits.device) if self.pos_weight is not None else None
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(outputs.logits.float(), labels.float(), pos_weight=weight)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            outputs.logits.float(), labels.float(), pos_weight=weight
+        )
         return (loss, outputs) if return_outputs else loss
 
 
@@ -73,7 +74,9 @@ def macro_f1_at_half(eval_prediction) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     probabilities = 1 / (1 + np.exp(-eval_prediction.predictions))
-    return {"macro_f1": float(f1_score(eval_prediction.label_ids, probabilities >= 0.5, average="macro", zero_division=0))}
+    return {
+        "macro_f1": float(f1_score(eval_prediction.label_ids, probabilities >= 0.5, average="macro", zero_division=0))
+    }
 
 
 class MlflowMetrics(TrainerCallback):
@@ -89,8 +92,11 @@ def load_base_model(name_or_path: str):
     """Any Hugging Face checkpoint (hub name or local directory) with a fresh five-label head."""
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     model = AutoModelForSequenceClassification.from_pretrained(
-        name_or_path, num_labels=len(LABELS), problem_type="multi_label_classification",
-        id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
+        name_or_path,
+        num_labels=len(LABELS),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
     )
     return tokenizer, model
 
@@ -102,18 +108,35 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
     tokenizer, model = load_base_model(config.model_name_or_path)
     train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
     args = TrainingArguments(
-        output_dir=str(work_dir), num_train_epochs=config.num_train_epochs,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=64,
-        learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio in transformers 5
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
-        metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=20, report_to=[],
-        seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, **device_precision(),
+        output_dir=str(work_dir),
+        num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # transformers 5 reads a float below 1 as a ratio
+        train_sampling_strategy="group_by_length",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_steps=20,
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        dataloader_num_workers=0,
+        **device_precision(),
     )
     trainer = MultiLabelTrainer(
-        model=model, args=args, processing_class=tokenizer,
+        model=model,
+        args=args,
+        processing_class=tokenizer,
         train_dataset=to_features(train_set, tokenizer, config),
         eval_dataset=to_features(validation_set, tokenizer, config),
-        compute_metrics=macro_f1_at_half, pos_weight=positive_weights(label_matrix(train_set), config.pos_weight),
+        compute_metrics=macro_f1_at_half,
+        pos_weight=positive_weights(label_matrix(train_set), config.pos_weight),
         callbacks=[EarlyStoppingCallback(config.early_stopping_patience), MlflowMetrics()],
     )
     trainer.train()
@@ -130,9 +153,13 @@ def save_model(model, tokenizer, config: TrainConfig) -> Path:
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     weights = (output_dir / "model.safetensors").read_bytes()
-    ModelInfo(name=config.register_name or "replyqa", version=hashlib.sha256(weights).hexdigest()[:12],
-              use_context=config.use_context, max_length=config.max_length,
-              threshold_objective=config.threshold_objective).write(output_dir)
+    ModelInfo(
+        name=config.register_name or "replyqa",
+        version=hashlib.sha256(weights).hexdigest()[:12],
+        use_context=config.use_context,
+        max_length=config.max_length,
+        threshold_objective=config.threshold_objective,
+    ).write(output_dir)
     return output_dir
 
 
@@ -160,15 +187,26 @@ def train(config: TrainConfig, config_path: Path | None = None) -> dict:
         model, tokenizer = fine_tune(config, work_dir)
         output_dir = save_model(model, tokenizer, config)
         thresholds = set_thresholds(output_dir, config)
-        report = evaluate_model(output_dir, config.test_file, train_file=config.train_file,
-                                validation_file=config.validation_file)
+        report = evaluate_model(
+            output_dir, config.test_file, train_file=config.train_file, validation_file=config.validation_file
+        )
         info = ModelInfo.read(output_dir)
         info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
         info.write(output_dir)
         write_model_card(output_dir, config, report)
-        mlflow.log_metrics({"test_macro_f1": report["macro_f1"], "test_micro_f1": report["micro_f1"],
-                            **{f"threshold_{k}": v for k, v in thresholds.items()}})
+        mlflow.log_metrics(
+            {
+                "test_macro_f1": report["macro_f1"],
+                "test_micro_f1": report["micro_f1"],
+                **{f"threshold_{k}": v for k, v in thresholds.items()},
+            }
+        )
         version = log_model(output_dir, config.register_name)
     shutil.rmtree(work_dir, ignore_errors=True)
-    return {"output_dir": str(output_dir), "run_id": run.info.run_id, "registered_version": version,
-            "thresholds": thresholds, "test_macro_f1": report["macro_f1"]}
+    return {
+        "output_dir": str(output_dir),
+        "run_id": run.info.run_id,
+        "registered_version": version,
+        "thresholds": thresholds,
+        "test_macro_f1": report["macro_f1"],
+    }

@@ -38,9 +38,11 @@ def small_splits(tmp_path_factory) -> dict[str, Path]:
     """Train/validation/test files drawn from the project's corpus (120/40/40 records)."""
     folder = tmp_path_factory.mktemp("splits")
     rows = corpus_sample(200)
-    return {"train": write_jsonl(folder / "train.jsonl", rows[:120]),
-            "validation": write_jsonl(folder / "validation.jsonl", rows[120:160]),
-            "test": write_jsonl(folder / "test.jsonl", rows[160:])}
+    return {
+        "train": write_jsonl(folder / "train.jsonl", rows[:120]),
+        "validation": write_jsonl(folder / "validation.jsonl", rows[120:160]),
+        "test": write_jsonl(folder / "test.jsonl", rows[160:]),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +52,26 @@ def tiny_base_model(tmp_path_factory, small_splits) -> Path:
 
     from ml.text import normalise_for_model
 
-    chars = sorted({ch for path in small_splits.values() for line in path.read_text(encoding="utf-8").splitlines()
-                    for ch in normalise_for_model(json.loads(line)["text"] + json.loads(line)["context"]).lower()})
+    chars = sorted(
+        {
+            ch
+            for path in small_splits.values()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            for ch in normalise_for_model(json.loads(line)["text"] + json.loads(line)["context"]).lower()
+        }
+    )
     vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars])}
     tokenizer = BertTokenizer(vocab=vocab)
-    model = BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=256))
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=256,
+        )
+    )
     folder = tmp_path_factory.mktemp("tiny-bert")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -69,10 +85,18 @@ def tiny_trained_model(tmp_path_factory, tiny_base_model, small_splits) -> Path:
     from ml.train import train
 
     output = tmp_path_factory.mktemp("trained") / "model"
-    config = TrainConfig(model_name_or_path=str(tiny_base_model), output_dir=str(output),
-                         train_file=str(small_splits["train"]), validation_file=str(small_splits["validation"]),
-                         test_file=str(small_splits["test"]), num_train_epochs=2, batch_size=16,
-                         learning_rate=1e-3, max_length=96, register_name="replyqa-test")
+    config = TrainConfig(
+        model_name_or_path=str(tiny_base_model),
+        output_dir=str(output),
+        train_file=str(small_splits["train"]),
+        validation_file=str(small_splits["validation"]),
+        test_file=str(small_splits["test"]),
+        num_train_epochs=2,
+        batch_size=16,
+        learning_rate=1e-3,
+        max_length=96,
+        register_name="replyqa-test",
+    )
     train(config)
     return output
 

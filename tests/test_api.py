@@ -31,18 +31,21 @@ def test_a_list_with_evidence(client):
         assert set(result["evidence"]) == {label for label, yes in result["decisions"].items() if yes}
 
 
-@pytest.mark.parametrize("body, status, words", [
-    ({"text": "   "}, 422, "empty"),
-    ({"text": "好" * 301}, 422, "maximum is 300"),
-    ({"items": [{"text": "好"}] * (MAX_ITEMS + 1)}, 422, "at most 256"),
-    ({"items": []}, 422, "at least one"),
-    ({"text": 123}, 422, "valid string"),
-    ({"items": [{"text": ["a"]}]}, 422, "valid string"),
-    ({"text": "好", "items": [{"text": "好"}]}, 422, "not both"),
-    ({}, 422, "either"),
-    ({"text": "好", "colour": "red"}, 422, "Extra inputs"),
-    ({"items": [{"text": "您好"}, {"text": ""}]}, 422, "item 1"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        ({"text": "   "}, 422, "empty"),
+        ({"text": "好" * 301}, 422, "maximum is 300"),
+        ({"items": [{"text": "好"}] * (MAX_ITEMS + 1)}, 422, "at most 256"),
+        ({"items": []}, 422, "at least one"),
+        ({"text": 123}, 422, "valid string"),
+        ({"items": [{"text": ["a"]}]}, 422, "valid string"),
+        ({"text": "好", "items": [{"text": "好"}]}, 422, "not both"),
+        ({}, 422, "either"),
+        ({"text": "好", "colour": "red"}, 422, "Extra inputs"),
+        ({"items": [{"text": "您好"}, {"text": ""}]}, 422, "item 1"),
+    ],
+)
 def test_bad_requests_get_4xx_with_a_json_reason(client, body, status, words):
     response = client.post("/v1/score", json=body)
     assert response.status_code == status
@@ -55,6 +58,10 @@ def test_malformed_json_and_oversized_bodies(client):
     big = b'{"text": "' + "好".encode() * 1_000_000 + b'"}'
     response = client.post("/v1/score", content=big, headers={"content-type": "application/json"})
     assert response.status_code == 413 and "bytes" in response.json()["error"]
+    chunked = client.post(
+        "/v1/score", content=iter([big[:1_000_000], big[1_000_000:]]), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413
 
 
 def test_model_health_and_readiness(client, tiny_scorer):
@@ -72,7 +79,9 @@ def test_api_keys(tiny_scorer, monkeypatch):
         assert client.post("/v1/score", json={"text": "您好"}).status_code == 401
         wrong = client.post("/v1/score", json={"text": "您好"}, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and "API key" in wrong.json()["error"]
-        assert client.post("/v1/score", json={"text": "您好"}, headers={"Authorization": "Bearer k2"}).status_code == 200
+        assert (
+            client.post("/v1/score", json={"text": "您好"}, headers={"Authorization": "Bearer k2"}).status_code == 200
+        )
         assert client.get("/healthz").status_code == 200  # probes stay open
 
 

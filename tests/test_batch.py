@@ -27,9 +27,11 @@ def read_any(path) -> pd.DataFrame:
 def test_every_row_comes_out_in_order_scored_or_with_its_error(tiny_scorer, tmp_path, suffix):
     source, output = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
     frame = pd.DataFrame(ROWS)
-    {".csv": lambda: frame.to_csv(source, index=False),
-     ".jsonl": lambda: frame.to_json(source, orient="records", lines=True, force_ascii=False),
-     ".parquet": lambda: frame.to_parquet(source, index=False)}[suffix]()
+    {
+        ".csv": lambda: frame.to_csv(source, index=False),
+        ".jsonl": lambda: frame.to_json(source, orient="records", lines=True, force_ascii=False),
+        ".parquet": lambda: frame.to_parquet(source, index=False),
+    }[suffix]()
     counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=2).run(show_progress=False)
     result = read_any(output)
     assert list(result["id"]) == ["r1", "r2", "r3", "r4", "r5"]
@@ -52,6 +54,14 @@ def test_missing_text_column_and_bad_json_lines_are_reported_per_row(tiny_scorer
     assert "no 'text' value" in rows[0]["error"] and rows[0]["reply"] == "您好"
     assert "bad JSON" in rows[1]["error"] and rows[1]["_raw"] == "{not json"
     assert rows[2]["error"] is None and rows[2]["p_polite"] is not None
+
+
+def test_an_input_without_ids_gets_row_numbers(tiny_scorer, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "您好"}\n{"text": "请稍等"}\n{"text": "好的"}\n', encoding="utf-8")
+    ScoreJob(tiny_scorer, str(source), str(tmp_path / "out.jsonl"), chunk_rows=2).run(show_progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == ["1", "2", "3"]
 
 
 def test_wrong_encoding_is_an_error_for_that_row_only(tiny_scorer, tmp_path):

@@ -8,8 +8,14 @@ from ml.data import load_labelled, load_records, load_unlabelled, near_duplicate
 from ml.split import split_records
 from ml.stats import corpus_stats
 
-GOOD = {"id": "t-1", "text": "王先生您好，您本期应还1,280元。", "context": "", "scenario": "collection",
-        "channel": "chat", "labels": {"polite": 1, "clear": 1, "empathetic": 0, "threatening": 0, "privacy_risk": 0}}
+GOOD = {
+    "id": "t-1",
+    "text": "王先生您好，您本期应还1,280元。",
+    "context": "",
+    "scenario": "collection",
+    "channel": "chat",
+    "labels": {"polite": 1, "clear": 1, "empathetic": 0, "threatening": 0, "privacy_risk": 0},
+}
 
 
 def record(**changes) -> dict:
@@ -65,7 +71,9 @@ def test_csv_and_parquet_load_into_the_same_schema_and_keep_extra_fields(tmp_pat
     pd.DataFrame([flat]).to_csv(tmp_path / "one.csv", index=False)
     pd.DataFrame([flat]).to_parquet(tmp_path / "one.parquet", index=False)
     jsonl = tmp_path / "one.jsonl"
-    jsonl.write_text(json.dumps(record(boundary=True, pair="p-1", notes="why"), ensure_ascii=False) + "\n", encoding="utf-8")
+    jsonl.write_text(
+        json.dumps(record(boundary=True, pair="p-1", notes="why"), ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     datasets = [load_labelled([tmp_path / name]) for name in ("one.csv", "one.parquet", "one.jsonl")]
     assert all(d.features == datasets[0].features for d in datasets)
     assert all(d[0] == datasets[0][0] for d in datasets)
@@ -82,8 +90,13 @@ def test_unlabelled_text_files_load_with_the_text_schema(tmp_path):
 def test_stats_on_a_hand_made_file(tmp_path):
     rows = [
         record(id="s1", text="您好，请问有什么可以帮您？", labels={**GOOD["labels"], "clear": 0}),
-        record(id="s2", text="再不还钱就去你单位闹", channel="call", context="我没钱",
-               labels={"polite": 0, "clear": 0, "empathetic": 0, "threatening": 1, "privacy_risk": 1}),
+        record(
+            id="s2",
+            text="再不还钱就去你单位闹",
+            channel="call",
+            context="我没钱",
+            labels={"polite": 0, "clear": 0, "empathetic": 0, "threatening": 1, "privacy_risk": 1},
+        ),
         record(id="s3", text="好的", scenario="other", boundary=True),
         record(id="s4", text="您好，請問還款日是哪天？😊", scenario="service", noise=["typo"]),
     ]
@@ -95,7 +108,13 @@ def test_stats_on_a_hand_made_file(tmp_path):
     assert stats["label_rates"]["polite"] == 0.75
     assert stats["co_occurrence"]["threatening"]["privacy_risk"] == 1
     assert stats["co_occurrence"]["polite"]["clear"] == 2
-    assert stats["scenario_share"] == {"collection": 0.5, "service": 0.25, "complaint": 0.0, "verification": 0.0, "other": 0.25}
+    assert stats["scenario_share"] == {
+        "collection": 0.5,
+        "service": 0.25,
+        "complaint": 0.0,
+        "verification": 0.0,
+        "other": 0.25,
+    }
     assert stats["channel_share"] == {"call": 0.25, "chat": 0.75}
     assert stats["boundary"] == 1 and stats["with_context"] == 1
     assert stats["length"]["short_2_6"] == 1
@@ -122,8 +141,9 @@ def test_split_is_deterministic_stratified_and_keeps_groups_together():
         if r.pair:
             pairs.setdefault(r.pair, set()).add(where[r.id])
     assert pairs and all(len(splits) == 1 for splits in pairs.values())
-    assert {k: [r.id for r in v] for k, v in split_records(records, seed=6).items()} != \
-        {k: [r.id for r in v] for k, v in first.items()}
+    assert {k: [r.id for r in v] for k, v in split_records(records, seed=6).items()} != {
+        k: [r.id for r in v] for k, v in first.items()
+    }
 
 
 def test_split_keeps_near_duplicates_together():

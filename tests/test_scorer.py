@@ -64,6 +64,6 @@ def test_evidence_spans_lie_inside_the_text(tiny_scorer):
     for spans in evidence.values():
         assert spans and len(spans) <= 3
         for span in spans:
-            assert 0 <= span.start < span.end <= len(text) and text[span.start:span.end] == span.text
+            assert 0 <= span.start < span.end <= len(text) and text[span.start : span.end] == span.text
     explained = tiny_scorer.score(text, explain=True)
     assert set(explained.evidence) == {label for label, yes in explained.decisions.items() if yes}

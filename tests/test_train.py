@@ -22,8 +22,10 @@ def test_one_training_step_lowers_the_loss(tiny_base_model, small_splits):
     tokenizer, model = load_base_model(str(tiny_base_model))
     config = TrainConfig(max_length=64)
     batch_rows = to_features(load_labelled([small_splits["train"]]).select(range(16)), tokenizer, config)
-    batch = tokenizer.pad([{k: row[k] for k in ("input_ids", "token_type_ids", "attention_mask")} for row in batch_rows],
-                          return_tensors="pt")
+    batch = tokenizer.pad(
+        [{k: row[k] for k in ("input_ids", "token_type_ids", "attention_mask")} for row in batch_rows],
+        return_tensors="pt",
+    )
     labels = torch.tensor(batch_rows["labels"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
 
@@ -43,7 +45,9 @@ def test_positive_weights_change_the_loss(tiny_base_model):
     inputs = dict(tokenizer(["您好"], return_tensors="pt"))
     inputs["labels"] = torch.tensor([[1.0, 0, 0, 0, 0]])
     plain = MultiLabelTrainer.compute_loss(type("T", (), {"pos_weight": None})(), model, dict(inputs))
-    weighted = MultiLabelTrainer.compute_loss(type("T", (), {"pos_weight": torch.full((5,), 5.0)})(), model, dict(inputs))
+    weighted = MultiLabelTrainer.compute_loss(
+        type("T", (), {"pos_weight": torch.full((5,), 5.0)})(), model, dict(inputs)
+    )
     assert weighted.item() > plain.item()
 
 
@@ -67,18 +71,33 @@ def test_evaluate_json_has_the_stable_keys(tiny_trained_model, small_splits, tmp
     from ml.cli import app
 
     config = tmp_path / "config.yaml"
-    config.write_text(f"train:\n  train_file: {small_splits['train']}\n  validation_file: {small_splits['validation']}\n")
-    result = CliRunner().invoke(app, ["evaluate", "--model", str(tiny_trained_model), "--data",
-                                      str(small_splits["test"]), "--json", "--config", str(config),
-                                      "--out-dir", str(tmp_path / "eval")])
+    config.write_text(
+        f"train:\n  train_file: {small_splits['train']}\n  validation_file: {small_splits['validation']}\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(tiny_trained_model),
+            "--data",
+            str(small_splits["test"]),
+            "--json",
+            "--config",
+            str(config),
+            "--out-dir",
+            str(tmp_path / "eval"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     for label in LABELS:
         assert set(report[label]) == {"precision", "recall", "f1", "roc_auc", "pr_auc", "support"}
     assert {"macro_f1", "micro_f1", "thresholds"} <= set(report)
     assert set(report["baselines"]) == {"keyword_rules", "tfidf_logreg"}
-    assert {"report.json", "metrics.json", "pr_curves.json", "errors.jsonl", "reliability.png"} <= \
-        {p.name for p in (tmp_path / "eval").iterdir()}
+    assert {"report.json", "metrics.json", "pr_curves.json", "errors.jsonl", "reliability.png"} <= {
+        p.name for p in (tmp_path / "eval").iterdir()
+    }
     errors = [json.loads(line) for line in (tmp_path / "eval" / "errors.jsonl").read_text().splitlines()]
     assert all(e["kind"] in ("false_positive", "false_negative") for e in errors)
 
@@ -90,4 +109,6 @@ def test_registered_model_loads_by_champion_alias(tiny_trained_model):
     promote("replyqa-test", "1")
     scorer = Scorer.load("models:/replyqa-test@champion")
     assert scorer.info.version == json.loads((tiny_trained_model / "labels.json").read_text())["version"]
-    assert np.allclose(scorer.predict_proba(["您好"]), Scorer.load(tiny_trained_model).predict_proba(["您好"]), atol=1e-4)
+    assert np.allclose(
+        scorer.predict_proba(["您好"]), Scorer.load(tiny_trained_model).predict_proba(["您好"]), atol=1e-4
+    )
