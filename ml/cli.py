@@ -162,24 +162,16 @@ def evaluate(
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (train/validation files for the baselines)."),
 ) -> None:
     """Per-label precision, recall, F1, ROC-AUC, PR-AUC, support; macro/micro F1; thresholds; baselines."""
-    from ml.evaluate import evaluate_model
-    from ml.tracking import start_run
+    from ml.evaluate import tracked_evaluation
 
     train_config = project_config(config).train
-    with start_run("evaluate"):
-        report = evaluate_model(
-            model,
-            data,
-            train_config.train_file if baselines else None,
-            train_config.validation_file if baselines else None,
-            out_dir,
-        )
-        import mlflow
-
-        mlflow.log_params({"model": model, "data": data})
-        mlflow.log_metrics({"macro_f1": report["macro_f1"], "micro_f1": report["micro_f1"]})
-        if out_dir:
-            mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
+    report = tracked_evaluation(
+        model,
+        data,
+        train_config.train_file if baselines else None,
+        train_config.validation_file if baselines else None,
+        out_dir,
+    )
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return

@@ -14,6 +14,7 @@ from ml.data import load_labelled
 from ml.labels import LABELS
 from ml.metrics import calibration, label_metrics, pr_curve_points, tune_thresholds
 from ml.scorer import ModelInfo, Scorer
+from ml.tracking import start_run
 from ml.train import label_matrix
 
 # Utterances from the annotation guide, scored into the model card (and checked by the tests).
@@ -108,6 +109,28 @@ def evaluate_model(
         write_evaluation_files(
             Path(out_dir), report, calibration_report, test, y, probabilities, scorer.info.thresholds
         )
+    return report
+
+
+def tracked_evaluation(
+    model: str, data_file: str, train_file: str | None, validation_file: str | None, out_dir: Path | None
+) -> dict[str, Any]:
+    """`evaluate_model` as its own MLflow run: parameters, headline and per-label metrics, the files."""
+    import mlflow
+
+    with start_run("evaluate"):
+        report = evaluate_model(model, data_file, train_file, validation_file, out_dir)
+        mlflow.log_params({"model": model, "data": data_file, "version": report["model"]["version"]})
+        mlflow.log_metrics(
+            {
+                "macro_f1": report["macro_f1"],
+                "micro_f1": report["micro_f1"],
+                **{f"{label}_f1": report[label]["f1"] for label in LABELS},
+                **{f"{label}_recall": report[label]["recall"] for label in LABELS},
+            }
+        )
+        if out_dir:
+            mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
     return report
 
 
