@@ -253,7 +253,11 @@ def serve(
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch size)."),
 ) -> None:
     """Start the scoring API (FastAPI + uvicorn); docs at /docs."""
+    import logging
+
     import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from ml.api import create_app
 
