@@ -66,17 +66,18 @@ def rates(scored: pd.DataFrame) -> dict[str, Any]:
 
 def summarise(frame: pd.DataFrame) -> dict[str, Any]:
     scored = frame[frame["error"].isna()]
+    overall = rates(scored)
     summary: dict[str, Any] = {
         "rows": int(len(frame)),
         "scored": int(len(scored)),
         "errors": int(frame["error"].notna().sum()),
-        "overall": rates(scored),
+        "overall": overall,
         "principles": {
-            "polite": rates(scored)["polite_rate"],
-            "clear": rates(scored)["clear_rate"],
-            "empathetic": rates(scored)["empathetic_rate"],
-            "no_threats": round(1 - rates(scored)["threatening_rate"], 4) if len(scored) else None,
-            "privacy_respected": round(1 - rates(scored)["privacy_risk_rate"], 4) if len(scored) else None,
+            "polite": overall["polite_rate"],
+            "clear": overall["clear_rate"],
+            "empathetic": overall["empathetic_rate"],
+            "no_threats": round(1 - overall["threatening_rate"], 4) if len(scored) else None,
+            "privacy_respected": round(1 - overall["privacy_risk_rate"], 4) if len(scored) else None,
         },
         "breakdowns": {},
     }
