@@ -86,7 +86,7 @@ def reliability_plot(calibration_report: dict[str, Any], path: Path) -> None:
 
 
 def evaluate_model(
-    model_dir: str | Path,
+    model: str | Path | Scorer,
     data_file: str,
     train_file: str | None = None,
     validation_file: str | None = None,
@@ -94,12 +94,12 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """The evaluation report: the model's metrics at its saved thresholds (top level, a stable
     interface), the baselines, calibration; with `out_dir`, also the plots and error files."""
-    scorer = Scorer.load(model_dir)
+    scorer = model if isinstance(model, Scorer) else Scorer.load(model)
     test = load_labelled([data_file])
     y = label_matrix(test).astype(int)
     probabilities = scorer.predict_proba(test["text"], test["context"])
     report = label_metrics(y, probabilities, scorer.info.thresholds)
-    report["model"] = {"name": scorer.info.name, "version": scorer.info.version, "path": str(model_dir)}
+    report["model"] = {"name": scorer.info.name, "version": scorer.info.version, "path": str(scorer.source)}
     report["data"] = {"file": data_file, "records": len(test)}
     if train_file and validation_file:
         report["baselines"] = baseline_reports(train_file, validation_file, test, y, scorer.info.threshold_objective)
@@ -160,9 +160,9 @@ def write_evaluation_files(
     reliability_plot(calibration_report, out_dir / "reliability.png")
 
 
-def write_model_card(model_dir: Path, config: TrainConfig, report: dict[str, Any]) -> None:
-    """MODEL_CARD.md: data, training, test metrics against the baselines, examples, limits."""
-    scorer = Scorer.load(model_dir)
+def write_model_card(model_dir: Path, config: TrainConfig, report: dict[str, Any], scorer: Scorer) -> None:
+    """MODEL_CARD.md: data, training, test metrics against the baselines, examples (scored by `scorer`,
+    the model in `model_dir`), limits."""
     texts, contexts = [t for t, _ in CARD_EXAMPLES], [c for _, c in CARD_EXAMPLES]
     examples = [
         {"text": t, "context": c, "probabilities": s.probabilities}

@@ -52,13 +52,6 @@ class ReplyScore:
     version: str
     evidence: dict[str, list[Span]] | None = None
 
-    @property
-    def flagged(self) -> list[str]:
-        return [label for label in ("threatening", "privacy_risk") if self.decisions[label]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class ModelInfo:
@@ -116,7 +109,9 @@ class Scorer:
         max_chars: int = DEFAULT_MAX_CHARS,
         batch_size: int = 32,
         device: torch.device | None = None,
+        source: str = "",
     ) -> None:
+        self.source = source  # where the model was loaded from, for reports
         self.device = device or best_device()
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -148,6 +143,7 @@ class Scorer:
             max_chars=max_chars,
             batch_size=batch_size,
             device=torch.device(device) if device else None,
+            source=str(source),
         )
 
     # ------------------------------------------------------------ input rules

@@ -43,14 +43,15 @@ def log_config(config: BaseModel) -> None:
     mlflow.log_params(flat)
 
 
-def log_artifacts(folder: Path, exclude: tuple[str, ...] = (), artifact_path: str | None = None) -> None:
+def log_artifacts(folder: Path, exclude: tuple[str, ...] = ()) -> None:
+    """Log a model directory's files under `model/` of the active run, leaving out `exclude`."""
     for item in sorted(Path(folder).iterdir()):
         if item.name in exclude:
             continue
         if item.is_dir():
-            mlflow.log_artifacts(str(item), artifact_path=f"{artifact_path or 'model'}/{item.name}")
+            mlflow.log_artifacts(str(item), artifact_path=f"model/{item.name}")
         else:
-            mlflow.log_artifact(str(item), artifact_path=artifact_path or "model")
+            mlflow.log_artifact(str(item), artifact_path="model")
 
 
 class ReplyQAPyfunc(mlflow.pyfunc.PythonModel):

@@ -187,13 +187,14 @@ def train(config: TrainConfig, config_path: Path | None = None) -> dict:
         model, tokenizer = fine_tune(config, work_dir)
         output_dir = save_model(model, tokenizer, config)
         thresholds = set_thresholds(output_dir, config)
+        scorer = Scorer.load(output_dir)  # with the tuned thresholds; used for the test report and the card
         report = evaluate_model(
-            output_dir, config.test_file, train_file=config.train_file, validation_file=config.validation_file
+            scorer, config.test_file, train_file=config.train_file, validation_file=config.validation_file
         )
         info = ModelInfo.read(output_dir)
         info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
         info.write(output_dir)
-        write_model_card(output_dir, config, report)
+        write_model_card(output_dir, config, report, scorer)
         mlflow.log_metrics(
             {
                 "test_macro_f1": report["macro_f1"],
