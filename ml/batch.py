@@ -1,93 +1,68 @@
 """Score stage for archives: stream a CSV / JSONL / Parquet file through the Scorer in chunks.
 
-Every input row reaches the output, in order, with its columns, the scores (`p_<label>`, `<label>`)
-and an `error` column that says why a row could not be scored. Chunks are written as numbered part
-files (each one complete or absent), so `resume=True` continues after the last finished part;
-the parts are joined into OUTPUT at the end and renamed into place atomically.
+Guarantees (the README repeats them for users):
+- Every input row reaches the output, in input order, with its columns, the scores (`p_<label>`,
+  `<label>`) and an `error` column that says why a row could not be scored.
+- Chunks are written as numbered part files (each complete or absent, fsynced), so `resume=True`
+  continues after the last finished part, but only for the same job: the manifest records a hash
+  of the input's content and every option that changes the output.
+- One job per output: a lock file beside the output makes a second run on it fail at once.
+- The parts are joined into OUTPUT under the union of their columns and renamed into place.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ml.labels import LABELS
 from ml.scorer import InvalidReply, Scorer
+from ml.tabular import (
+    clean_text_values,
+    count_rows,
+    detect_encoding,
+    file_format,
+    fixed_columns,
+    has_undecodable_bytes,
+    join_parts,
+    read_chunks,
+    write_part,
+)
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 SCORE_COLUMNS = [f"p_{label}" for label in LABELS] + list(LABELS) + ["error"]
 
 
-def file_format(path: str) -> str:
-    if path == "-":
-        return "jsonl"
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"{path}: unsupported format {suffix!r}; use .csv, .jsonl or .parquet (or - for JSONL)")
-    return FORMATS[suffix]
+class JobError(ValueError):
+    """A job that cannot run as asked (the message says why in one line); nothing was lost."""
 
 
-# ---------------------------------------------------------------- reading
+class NothingScored(JobError):
+    """Every row came out with an error for the same reason (a wrong column or encoding); the
+    output was written all the same."""
 
 
-def read_chunks(path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Chunks of at most `chunk_rows` rows, every value kept. Bytes that are not UTF-8 survive as
-    surrogate escapes, so the row can be reported instead of the whole file failing."""
-    kind = file_format(path)
-    if kind == "csv":
-        yield from pd.read_csv(
-            path,
-            dtype=object,
-            keep_default_na=False,
-            chunksize=chunk_rows,
-            encoding="utf-8",
-            encoding_errors="surrogateescape",
-        )
-    elif kind == "parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
-    else:
-        yield from _jsonl_chunks(sys.stdin.buffer if path == "-" else open(path, "rb"), chunk_rows)
+@dataclass
+class JobCounts:
+    rows: int = 0
+    scored: int = 0
+    errors: int = 0
+    resumed_rows: int = 0
+    missing_text: int = 0  # rows without a value in the text column
+    undecodable: int = 0  # rows whose text is not valid in the input encoding
+    columns: list[str] = field(default_factory=list)
 
-
-def _jsonl_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    rows: list[dict] = []
-    with handle:
-        for raw in handle:
-            line = raw.decode("utf-8", errors="surrogateescape").strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("line is not a JSON object")
-            except ValueError as error:
-                row = {"_raw": line, "_parse_error": f"bad JSON line: {error}"}
-            rows.append(row)
-            if len(rows) == chunk_rows:
-                yield pd.DataFrame(rows)
-                rows = []
-    if rows:
-        yield pd.DataFrame(rows)
-
-
-def count_rows(path: str) -> int | None:
-    if path == "-":
-        return None
-    if file_format(path) == "parquet":
-        return pq.ParquetFile(path).metadata.num_rows
-    with open(path, "rb") as handle:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    return max(lines - 1, 0) if file_format(path) == "csv" else lines
+    def summary(self) -> dict[str, int]:
+        return {k: v for k, v in asdict(self).items() if k in ("rows", "scored", "errors", "resumed_rows")}
 
 
 # ---------------------------------------------------------------- scoring one chunk
@@ -100,91 +75,92 @@ def score_chunk(
     context_col: str | None,
     id_col: str | None = None,
     first_row: int = 0,
+    encoding: str = "utf-8",
 ) -> pd.DataFrame:
     """The chunk with score columns added; rows that break an input rule get `error` and no scores.
     When the input has no `id_col`, one is added holding the 1-based input row number."""
     errors: list[str | None] = [None] * len(frame)
     texts: list[str | None] = [None] * len(frame)
+    contexts: list[str] = [""] * len(frame)
     parse_errors = frame["_parse_error"].tolist() if "_parse_error" in frame else [None] * len(frame)
     raw_texts = frame[text_col].tolist() if text_col in frame else [None] * len(frame)
-    for i, (raw, parse_error) in enumerate(zip(raw_texts, parse_errors)):
+    raw_contexts = frame[context_col].tolist() if context_col and context_col in frame else [None] * len(frame)
+    for i, (raw, raw_context, parse_error) in enumerate(zip(raw_texts, raw_contexts, parse_errors)):
         try:
             if isinstance(parse_error, str):
                 raise InvalidReply(parse_error)
             if raw is None or (isinstance(raw, float) and pd.isna(raw)):
                 raise InvalidReply(f"no {text_col!r} value in this row")
-            if isinstance(raw, str) and _has_undecodable_bytes(raw):
-                raise InvalidReply("text is not valid UTF-8")
+            for name, value in (("text", raw), ("context", raw_context)):
+                if isinstance(value, str) and has_undecodable_bytes(value):
+                    raise InvalidReply(f"{name} is not valid {encoding.upper()} (see --encoding)")
             texts[i] = scorer.check_reply(raw)
+            contexts[i] = scorer.check_context(raw_context if isinstance(raw_context, str) else None)
         except InvalidReply as error:
             errors[i] = str(error)
     valid = [i for i, text in enumerate(texts) if text is not None]
-    contexts = None
-    if context_col and context_col in frame:
-        contexts = ["" if not isinstance(c, str) or _has_undecodable_bytes(c) else c for c in frame[context_col]]
-    probabilities = scorer.predict_proba([texts[i] for i in valid], [contexts[i] for i in valid] if contexts else None)
+    probabilities = scorer.predict_proba([texts[i] for i in valid], [contexts[i] for i in valid])
+    probabilities = probabilities.astype(np.float64).round(4)  # 0.001, not float32's 0.0010000000474974513
     out = frame.drop(columns=[c for c in ("_parse_error",) if c in frame]).copy()
     if id_col and id_col not in out:
         out.insert(0, id_col, [str(first_row + i + 1) for i in range(len(out))])
     for j, label in enumerate(LABELS):
         column = pd.Series(pd.NA, index=out.index, dtype="Float64")
-        column.iloc[valid] = probabilities[:, j].round(4)
+        column.iloc[valid] = probabilities[:, j]
         out[f"p_{label}"] = column
     for j, label in enumerate(LABELS):
         out[label] = (out[f"p_{label}"] >= scorer.thresholds[j]).astype("Int8")
     out["error"] = pd.Series(errors, index=out.index, dtype="string")
-    return _clean_surrogates(out)
+    return clean_text_values(out)
 
 
-def _has_undecodable_bytes(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+# ---------------------------------------------------------------- one job per output
 
 
-def _clean_surrogates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Pass-through values with undecodable bytes are written with U+FFFD so the output stays UTF-8."""
-    for column in frame.columns:
-        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-            frame[column] = frame[column].map(
-                lambda v: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(v, str) else v
+class OutputLock:
+    """An exclusive, non-blocking flock on `.OUTPUT.lock`; the kernel drops it if the process dies."""
+
+    def __init__(self, output: Path) -> None:
+        self.path = output.with_name(f".{output.name}.lock")
+        self.descriptor: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            replaced = os.fstat(descriptor).st_ino != _inode(self.path)  # unlinked by a run that just ended
+        except BlockingIOError:
+            replaced = None
+        if replaced is not False:
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(descriptor)
+            raise JobError(
+                f"another `replyqa score` ({holder}) is writing {self.path.name[1:-5]}; "
+                "wait for it to finish or choose another output"
             )
-    return frame
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"pid {os.getpid()}".encode(), 0)
+        self.descriptor = descriptor
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)  # unlink before unlocking, so a waiting run sees a new file
+        os.close(self.descriptor)
 
 
-# ---------------------------------------------------------------- writing
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
 
 
-def write_part(frame: pd.DataFrame, path: Path, kind: str, header: bool) -> None:
-    """Write one part completely, then rename it into place: a part either exists whole or not at all."""
-    temporary = path.with_name(path.name + ".tmp")
-    if kind == "csv":
-        frame.to_csv(temporary, index=False, header=header)
-    elif kind == "jsonl":
-        frame.to_json(temporary, orient="records", lines=True, force_ascii=False)
-    else:
-        frame.to_parquet(temporary, index=False)
-    os.replace(temporary, path)
-
-
-def join_parts(parts: list[Path], output: Path, kind: str) -> None:
-    """Concatenate the parts into `output` atomically (temporary file in the same folder, then rename)."""
-    temporary = output.with_name(f".{output.name}.tmp")
-    if kind == "parquet":
-        writer = None
-        for part in parts:
-            table = pq.read_table(part)
-            if writer is None:
-                writer = pq.ParquetWriter(temporary, table.schema)
-            writer.write_table(table.cast(writer.schema))
-        if writer is None:
-            pq.write_table(pa.table({c: [] for c in SCORE_COLUMNS}), temporary)
-        else:
-            writer.close()
-    else:
-        with temporary.open("wb") as target:
-            for part in parts:
-                with part.open("rb") as source:
-                    shutil.copyfileobj(source, target)
-    os.replace(temporary, output)
+def content_hash(path: str) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class ScoreJob:
@@ -199,67 +175,121 @@ class ScoreJob:
         context_col: str | None = "context",
         id_col: str | None = "id",
         chunk_rows: int = 2000,
+        encoding: str | None = None,
     ) -> None:
         self.scorer, self.source, self.output = scorer, source, output
         self.text_col, self.context_col, self.id_col = text_col, context_col, id_col
         self.chunk_rows = chunk_rows
+        self.encoding = detect_encoding(source, encoding)
 
-    def run(self, resume: bool = False, show_progress: bool = True) -> dict[str, int]:
+    def run(self, resume: bool = False, show_progress: bool = True) -> JobCounts:
+        """Score the whole input. Raises JobError (nothing written) when the input cannot be read as
+        asked, and NothingScored (after writing the output) when no row could be scored."""
+        self._check_text_column()
         if self.output == "-":
-            return self._run_to_stdout()
-        output, kind = Path(self.output), file_format(self.output)
-        parts_dir = output.with_name(f".{output.name}.parts")
-        manifest = {
-            "input": str(Path(self.source).resolve()),
-            "input_bytes": Path(self.source).stat().st_size,
-            "chunk_rows": self.chunk_rows,
-            "text_col": self.text_col,
-            "model_version": self.scorer.info.version,
-        }
-        done = self._prepare_parts(parts_dir, manifest, resume)
-        counts = {"rows": 0, "scored": 0, "errors": 0, "resumed_rows": 0}
-        with _progress(show_progress) as progress:
-            task = progress.add_task("scoring", total=count_rows(self.source))
-            for index, frame in enumerate(read_chunks(self.source, self.chunk_rows)):
-                part = parts_dir / f"part-{index:06d}.{kind}"
-                if index < done:
-                    counts["resumed_rows"] += len(frame)
-                else:
-                    scored = score_chunk(
-                        self.scorer, frame, self.text_col, self.context_col, self.id_col, counts["rows"]
-                    )
-                    write_part(scored, part, kind, header=index == 0)
-                    counts["errors"] += int(scored["error"].notna().sum())
-                counts["rows"] += len(frame)
-                progress.update(task, advance=len(frame))
-        join_parts(sorted(parts_dir.glob(f"part-*.{kind}")), output, kind)
-        shutil.rmtree(parts_dir)
-        counts["scored"] = counts["rows"] - counts["resumed_rows"] - counts["errors"]
+            counts = self._run_to_stdout()
+        else:
+            output = Path(self.output)
+            with OutputLock(output):
+                counts = self._run_to_file(output, resume, show_progress)
+        self._check_something_scored(counts)
         return counts
+
+    def manifest(self) -> dict:
+        """Everything that decides the output: a resumed run must match it exactly."""
+        source = Path(self.source)
+        return {
+            "input": str(source.resolve()),
+            "input_bytes": source.stat().st_size,
+            "input_hash": content_hash(self.source),
+            "encoding": self.encoding,
+            "chunk_rows": self.chunk_rows,
+            "columns": {"text": self.text_col, "context": self.context_col, "id": self.id_col},
+            "model": {"source": self.scorer.source, "name": self.scorer.info.name, "version": self.scorer.info.version},
+            "thresholds": self.scorer.info.thresholds,
+            "limits": {"max_chars": self.scorer.max_chars, "max_context_chars": self.scorer.max_context_chars},
+        }
+
+    def _run_to_file(self, output: Path, resume: bool, show_progress: bool) -> JobCounts:
+        kind = file_format(self.output)
+        parts_dir = output.with_name(f".{output.name}.parts")
+        done = self._prepare_parts(parts_dir, self.manifest(), resume)
+        counts = JobCounts()
+        try:
+            with _progress(show_progress) as progress:
+                task = progress.add_task("scoring", total=count_rows(self.source, self.encoding))
+                for index, frame in enumerate(read_chunks(self.source, self.chunk_rows, self.encoding)):
+                    if index < done:
+                        counts.resumed_rows += len(frame)
+                    else:
+                        scored = self._score(frame, counts)
+                        write_part(scored, parts_dir / f"part-{index:06d}.{kind}", kind)
+                    counts.rows += len(frame)
+                    progress.update(task, advance=len(frame))
+        except BaseException:
+            if not any(parts_dir.glob(f"part-*.{kind}")):  # nothing to resume from: leave nothing behind
+                shutil.rmtree(parts_dir, ignore_errors=True)
+            raise
+        join_parts(sorted(parts_dir.glob(f"part-*.{kind}")), output, kind, SCORE_COLUMNS)
+        shutil.rmtree(parts_dir)
+        return counts
+
+    def _score(self, frame: pd.DataFrame, counts: JobCounts) -> pd.DataFrame:
+        scored = score_chunk(
+            self.scorer, frame, self.text_col, self.context_col, self.id_col, counts.rows, self.encoding
+        )
+        errors = [e for e in scored["error"] if isinstance(e, str)]
+        counts.errors += len(errors)
+        counts.scored += len(scored) - len(errors)
+        counts.missing_text += sum(e.startswith(f"no {self.text_col!r} value") for e in errors)
+        counts.undecodable += sum(e.startswith("text is not valid") for e in errors)
+        counts.columns += [c for c in frame.columns if c not in counts.columns and c != "_parse_error"]
+        return scored
 
     def _prepare_parts(self, parts_dir: Path, manifest: dict, resume: bool) -> int:
         """Number of finished parts to keep: those of an interrupted run of the same job when resuming."""
         manifest_path = parts_dir / "manifest.json"
-        if resume and manifest_path.exists() and json.loads(manifest_path.read_text()) == manifest:
+        if resume and manifest_path.exists():
+            if json.loads(manifest_path.read_text()) != manifest:
+                raise JobError(
+                    f"cannot resume: {parts_dir} belongs to another input (or the input changed), "
+                    "other options or another model; run without --resume to start again"
+                )
             for leftover in parts_dir.glob("*.tmp"):
                 leftover.unlink()
-            return len(list(parts_dir.glob("part-*")))
-        if resume and parts_dir.exists():
-            raise ValueError(f"cannot resume: {parts_dir} belongs to another input, chunk size or model")
+            return len(list(parts_dir.glob(f"part-*.{file_format(self.output)}")))
         shutil.rmtree(parts_dir, ignore_errors=True)
         parts_dir.mkdir(parents=True)
         manifest_path.write_text(json.dumps(manifest))
         return 0
 
-    def _run_to_stdout(self) -> dict[str, int]:
-        counts = {"rows": 0, "errors": 0}
-        for frame in read_chunks(self.source, self.chunk_rows):
-            scored = score_chunk(self.scorer, frame, self.text_col, self.context_col, self.id_col, counts["rows"])
+    def _run_to_stdout(self) -> JobCounts:
+        counts = JobCounts()
+        for frame in read_chunks(self.source, self.chunk_rows, self.encoding):
+            scored = self._score(frame, counts)
             sys.stdout.write(scored.to_json(orient="records", lines=True, force_ascii=False))
             sys.stdout.flush()
-            counts["rows"] += len(frame)
-            counts["errors"] += int(scored["error"].notna().sum())
+            counts.rows += len(frame)
         return counts
+
+    def _check_text_column(self) -> None:
+        columns = None if self.source == "-" else fixed_columns(self.source, self.encoding)
+        if columns is not None and self.text_col not in columns:
+            raise JobError(
+                f"{self.source}: no column {self.text_col!r}; columns found: {', '.join(map(str, columns)) or 'none'} "
+                "(choose one with --text-col)"
+            )
+
+    def _check_something_scored(self, counts: JobCounts) -> None:
+        if counts.rows == 0 or counts.scored or counts.resumed_rows:
+            return
+        if counts.missing_text == counts.rows:
+            found = ", ".join(map(str, counts.columns)) or "none"
+            raise NothingScored(
+                f"no row has a {self.text_col!r} value; columns found: {found} (choose one with --text-col)"
+            )
+        if counts.undecodable + counts.missing_text == counts.rows:
+            raise NothingScored(f"no row could be read as {self.encoding}; try --encoding gbk, gb18030 or utf-16")
 
 
 def _progress(enabled: bool) -> Progress:
@@ -269,6 +299,7 @@ def _progress(enabled: bool) -> Progress:
         MofNCompleteColumn(),
         TextColumn("{task.speed:>7.0f} rows/s" if enabled else ""),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         disable=not enabled,
         transient=False,
     )

@@ -15,7 +15,7 @@ from ml.config import ProjectConfig, load_config
 app = typer.Typer(help="Reply-quality classifier for online-lending agents.", no_args_is_help=True)
 data_app = typer.Typer(help="Labelled data: validate, describe, split; the unlabelled corpus.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the terminal width
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
 
@@ -227,22 +227,29 @@ def score(
     text_col: str = typer.Option("text", help="Column with the agent reply."),
     context_col: str = typer.Option("context", help="Column with the customer's preceding message (optional)."),
     id_col: str = typer.Option("id", help="Column with the row id (passed through like every column)."),
+    encoding: str | None = typer.Option(
+        None, help="Input text encoding: utf-8, utf-8-sig, gbk, gb18030 or utf-16 (default: from the BOM, else utf-8)."
+    ),
     resume: bool = typer.Option(False, help="Continue an interrupted run of the same job."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch and chunk size)."),
 ) -> None:
-    """Score every row of an archive; every input row appears in the output, scored or with its error."""
-    from ml.batch import ScoreJob
+    """Score every row of an archive; every input row appears in the output, scored or with its error.
+    Exits 1 when no row could be scored (wrong text column or encoding), 2 when the job cannot run."""
+    from ml.batch import NothingScored, ScoreJob
     from ml.scorer import Scorer
 
     settings = project_config(config).score
-    scorer = Scorer.load(model, max_chars=settings.max_chars, batch_size=settings.batch_size)
-    job = ScoreJob(scorer, source, output, text_col, context_col, id_col, settings.chunk_rows)
     try:
+        scorer = Scorer.load(model, **settings.scorer_options())
+        job = ScoreJob(scorer, source, output, text_col, context_col, id_col, settings.chunk_rows, encoding)
         counts = job.run(resume=resume, show_progress=output != "-" and sys.stderr.isatty())
+    except NothingScored as error:
+        console.print(f"[red]{error}[/red] (every row is in {output} with its error)")
+        raise typer.Exit(1) from None
     except (ValueError, OSError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
-    console.print(json.dumps(counts))
+    console.print(json.dumps(counts.summary()))
 
 
 @app.command()
@@ -259,9 +266,19 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from ml.api import create_app
+    from ml.api import create_app, timed_protocol
+    from ml.scorer import Scorer
 
-    uvicorn.run(create_app(model, project_config(config).score), host=host, port=port, log_level="info")
+    settings = project_config(config)
+    scorer = Scorer.load(model, **settings.score.scorer_options())  # a broken model fails here, in one line
+    uvicorn.run(
+        create_app(scorer, settings.score, settings.serve),
+        host=host,
+        port=port,
+        log_level="info",
+        http=timed_protocol(settings.serve.header_timeout_s),
+        timeout_keep_alive=5,
+    )
 
 
 @app.command()
@@ -270,10 +287,26 @@ def report(
     output: Path = typer.Option(Path("reports/report.html"), "--output", "-o", help="HTML report to write."),
     summary: Path | None = typer.Option(None, help="Also write the numbers as JSON (and a CSV beside it)."),
     model: str = typer.Option("models/default", help="Model whose name, version and test metrics the report shows."),
+    timezone: str = typer.Option("Asia/Shanghai", help="Time zone of the report's days; naive timestamps are in it."),
 ) -> None:
     """A self-contained HTML report for QA leads, plus a JSON/CSV summary for BI tools."""
     from ml.report import build_report
 
-    written = build_report(scored, output, summary, model)
+    try:
+        written = build_report(scored, output, summary, model, timezone)
+    except (ValueError, OSError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
     for path in written:
         typer.echo(str(path))
+
+
+def main() -> None:
+    """The `replyqa` entry point: a model that cannot be loaded is one red line, not a traceback."""
+    from ml.scorer import ModelLoadError
+
+    try:
+        app()
+    except ModelLoadError as error:
+        console.print(f"[red]{error}[/red]")
+        sys.exit(2)

@@ -89,9 +89,29 @@ class TrainConfig(StrictModel):
 
 
 class ScoreConfig(StrictModel):
-    max_chars: int = 2000
-    batch_size: int = 32
-    chunk_rows: int = 2000
+    """Input rules and batching shared by the CLI, the API and batch jobs."""
+
+    max_chars: int = Field(2000, gt=0, description="Longest reply scored, in characters.")
+    max_context_chars: int = Field(20_000, gt=0, description="Longest context accepted; longer ones are refused.")
+    explain_units: int = Field(64, gt=0, description="Most occlusion runs per reply when evidence is asked for.")
+    batch_size: int = Field(32, gt=0)
+    chunk_rows: int = Field(2000, gt=0)
+
+    def scorer_options(self) -> dict[str, int]:
+        """The keyword arguments of `Scorer.load` that this section sets."""
+        return self.model_dump(include={"max_chars", "max_context_chars", "explain_units", "batch_size"})
+
+
+class ServeConfig(StrictModel):
+    """Limits of the scoring API (see the README's API guarantees)."""
+
+    max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    max_items: int = Field(256, gt=0, description="Most replies in one request.")
+    explain_max_items: int = Field(16, gt=0, description="Most replies in one request with `explain: true`.")
+    request_timeout_s: float = Field(10.0, gt=0, description="Deadline for the scoring work of one request.")
+    header_timeout_s: float = Field(10.0, gt=0, description="Time a client has to send the request headers.")
+    body_timeout_s: float = Field(10.0, gt=0, description="Longest wait for the next piece of a request body.")
+    metrics_require_key: bool = Field(True, description="With API keys set, /metrics needs a key too.")
 
 
 class ProjectConfig(StrictModel):
@@ -100,6 +120,7 @@ class ProjectConfig(StrictModel):
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     score: ScoreConfig = ScoreConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 Config = TypeVar("Config", bound=StrictModel)

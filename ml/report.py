@@ -10,21 +10,31 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 
-from ml.batch import read_chunks
+from ml.batch import SCORE_COLUMNS
 from ml.labels import LABELS
-from ml.scorer import ModelInfo, Scorer, resolve_model_source
+from ml.scorer import InvalidReply, ModelInfo, Scorer, resolve_model_source
+from ml.tabular import fixed_columns, read_chunks
 
 RISK_LABELS = ("threatening", "privacy_risk")
 GROUP_COLUMNS = {"agent": ("agent_id", "agent"), "team": ("team",), "day": ("timestamp", "time", "date", "day")}
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+# Everything on the page is escaped; the page runs no script and loads nothing from outside.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+)
 
 
 def load_scored(path: Path) -> pd.DataFrame:
-    frame = pd.concat(list(read_chunks(str(path), 100_000)), ignore_index=True)
+    chunks = list(read_chunks(str(path), 100_000))
+    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=fixed_columns(str(path)) or [])
     missing = [f"p_{label}" for label in LABELS if f"p_{label}" not in frame]
-    if missing:
+    if missing and len(frame):
         raise ValueError(f"{path}: not a file written by `replyqa score` (missing {', '.join(missing)})")
+    for column in SCORE_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.Series(dtype=object)
     for label in LABELS:
         frame[f"p_{label}"] = pd.to_numeric(frame[f"p_{label}"], errors="coerce")
         frame[label] = pd.to_numeric(frame[label], errors="coerce")
@@ -34,22 +44,37 @@ def load_scored(path: Path) -> pd.DataFrame:
     return frame
 
 
-def group_keys(frame: pd.DataFrame) -> dict[str, pd.Series]:
+def local_days(values: pd.Series, timezone: str = DEFAULT_TIMEZONE) -> pd.Series:
+    """The calendar day of each timestamp in `timezone`: timestamps with an offset (Z, +08:00) are
+    converted to it, naive ones are taken to be local time there already. Formats may be mixed
+    (ISO, 2024/05/01 20:30, 2024年5月1日); unreadable and empty values give <NA>."""
+    text = values.astype("string").str.strip()
+    text = text.str.replace("年", "-").str.replace("月", "-").str.replace("日", " ").str.strip()
+    present = text.notna() & (text != "")
+    aware = present & text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", case=False, regex=True).fillna(False)
+    naive = present & ~aware
+    days = pd.Series(pd.NA, index=values.index, dtype="string")
+    if aware.any():
+        parsed = pd.to_datetime(text[aware], errors="coerce", utc=True, format="mixed").dt.tz_convert(timezone)
+        days[aware] = parsed.dt.strftime("%Y-%m-%d")
+    if naive.any():
+        days[naive] = pd.to_datetime(text[naive], errors="coerce", format="mixed").dt.strftime("%Y-%m-%d")
+    return days
+
+
+def group_keys(frame: pd.DataFrame, timezone: str = DEFAULT_TIMEZONE) -> dict[str, pd.Series]:
     """The breakdowns the file allows: agent, team, day (from a timestamp or date column)."""
     keys = {}
     for name, candidates in GROUP_COLUMNS.items():
         column = next((c for c in candidates if c in frame), None)
         if column is None:
             continue
-        if name == "day":
-            keys[name] = (
-                pd.to_datetime(frame[column], errors="coerce", utc=True)
-                .dt.tz_convert("Asia/Shanghai")
-                .dt.strftime("%Y-%m-%d")
-            )
-        else:
-            keys[name] = frame[column].astype("string")
+        keys[name] = local_days(frame[column], timezone) if name == "day" else frame[column].astype("string")
     return keys
+
+
+def day_column(frame: pd.DataFrame) -> str | None:
+    return next((c for c in GROUP_COLUMNS["day"] if c in frame), None)
 
 
 def rates(scored: pd.DataFrame) -> dict[str, Any]:
@@ -64,7 +89,7 @@ def rates(scored: pd.DataFrame) -> dict[str, Any]:
     return row
 
 
-def summarise(frame: pd.DataFrame) -> dict[str, Any]:
+def summarise(frame: pd.DataFrame, timezone: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
     scored = frame[frame["error"].isna()]
     overall = rates(scored)
     summary: dict[str, Any] = {
@@ -80,8 +105,12 @@ def summarise(frame: pd.DataFrame) -> dict[str, Any]:
             "privacy_respected": round(1 - overall["privacy_risk_rate"], 4) if len(scored) else None,
         },
         "breakdowns": {},
+        "timezone": timezone,
     }
-    keys = group_keys(frame)
+    keys = group_keys(frame, timezone)
+    if "day" in keys:
+        raw = frame[day_column(frame)].astype("string").str.strip()
+        summary["unreadable_dates"] = int((raw.notna() & (raw != "") & keys["day"].isna()).sum())
     for name, key in keys.items():
         groups = scored.groupby(key.loc[scored.index], dropna=True)
         table = [{name: str(value), **rates(group)} for value, group in groups]
@@ -107,8 +136,11 @@ def severe_replies(frame: pd.DataFrame, scorer: Scorer | None, limit: int = 15) 
         labels = [label for label in RISK_LABELS if row[label] == 1]
         evidence = {}
         if scorer is not None and text.strip():
-            result = scorer.score(text.strip(), str(row.get("context", "") or ""), explain=True)
-            evidence = {label: result.evidence.get(label, []) for label in labels}
+            try:
+                result = scorer.score(text.strip(), str(row.get("context", "") or ""), explain=True)
+                evidence = {label: result.evidence.get(label, []) for label in labels}
+            except InvalidReply:  # e.g. a context edited after scoring; show the reply without evidence
+                evidence = {}
         rows.append(
             {
                 "id": row.get("id", ""),
@@ -170,17 +202,29 @@ def summary_csv_rows(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_report(scored_file: Path, output: Path, summary_file: Path | None, model: str) -> list[Path]:
+def percent(value: float | None) -> str:
+    return "—" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def build_report(
+    scored_file: Path,
+    output: Path,
+    summary_file: Path | None,
+    model: str,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> list[Path]:
     frame = load_scored(scored_file)
     location = resolve_model_source(model)
     info = ModelInfo.read(location) if isinstance(location, Path) else ModelInfo(name=str(model))
-    scorer = Scorer.load(location) if "text" in frame else None
-    summary = summarise(frame)
+    scorer = Scorer.load(location) if "text" in frame and len(frame) else None
+    summary = summarise(frame, timezone)
     summary["model"] = {"name": info.name, "version": info.version, "test_metrics": info.test_metrics}
     summary["source"] = str(scored_file)
-    environment = Environment(loader=PackageLoader("ml", "templates"), autoescape=select_autoescape())
+    environment = Environment(loader=PackageLoader("ml", "templates"), autoescape=True)
+    environment.filters["pct"] = percent
     page = environment.get_template("report.html.j2").render(
         summary=summary,
+        csp=CONTENT_SECURITY_POLICY,
         labels=LABELS,
         severe=severe_replies(frame, scorer),
         trend=trend_chart(summary["breakdowns"]["day"]) if summary["breakdowns"].get("day") else None,

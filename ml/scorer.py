@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,18 +25,41 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from ml.encoding import encode_replies
 from ml.labels import LABELS
 from ml.runtime import best_device, configure_cpu_threads
+from ml.text import SURROGATE
 
 jieba.setLogLevel(logging.WARNING)
 MODEL_INFO_FILE = "labels.json"
 DEFAULT_MAX_CHARS = 2000
+DEFAULT_MAX_CONTEXT_CHARS = 20_000
+DEFAULT_EXPLAIN_UNITS = 64
+CONTEXT_CHARS_PER_TOKEN = 8  # a context longer than this many characters per token budget cannot all be read
 
 
 class InvalidReply(ValueError):
-    """A reply that cannot be scored (empty or too long); `index` is its position in the request."""
+    """A reply that cannot be scored (empty, too long, not text); `index` is its position in the request."""
 
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
+
+
+class DeadlineExceeded(TimeoutError):
+    """Scoring stopped between two batches because the caller's deadline had passed."""
+
+
+class ModelLoadError(ValueError):
+    """A model directory or checkpoint that cannot be used as it is (the message says why, in one line)."""
+
+
+# A character that counts as content: not whitespace, not a control character, not a zero-width or
+# direction mark. The API's OpenAPI document publishes the same pattern for `text`.
+VISIBLE_CHAR = r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+_VISIBLE = re.compile(VISIBLE_CHAR)
+
+
+def is_blank(text: str) -> bool:
+    """True for text with no visible character (only whitespace, NUL and other controls, zero-width marks)."""
+    return _VISIBLE.search(text) is None
 
 
 @dataclass
@@ -71,15 +97,44 @@ class ModelInfo:
     def read(cls, model_dir: Path) -> ModelInfo:
         path = model_dir / MODEL_INFO_FILE
         if not path.exists():
-            return cls(name=model_dir.name)
+            raise ModelLoadError(
+                f"{model_dir}: no {MODEL_INFO_FILE}, so label order and thresholds are unknown; "
+                "this is not a model written by `replyqa train`"
+            )
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise ModelLoadError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(raw, dict):
+            raise ModelLoadError(f"{path}: expected a JSON object")
         known = set(cls.__dataclass_fields__)
-        raw = json.loads(path.read_text(encoding="utf-8"))
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def check(self, config, where: str) -> None:
+        """Refuse a label list, label order or thresholds that would silently mis-score."""
+        problems = []
+        if sorted(self.labels) != sorted(LABELS):
+            problems.append(f"labels {self.labels} are not the five replyqa labels {list(LABELS)}")
+        id2label = [config.id2label.get(i) for i in range(config.num_labels)]
+        if id2label != list(self.labels):
+            problems.append(f"label order {self.labels} disagrees with config.json id2label {id2label}")
+        if not isinstance(self.thresholds, dict) or set(self.thresholds) != set(LABELS):
+            problems.append(f"thresholds must name each of {list(LABELS)} once")
+        else:
+            bad = {k: v for k, v in self.thresholds.items() if not _is_probability(v)}
+            if bad:
+                problems.append(f"thresholds outside (0, 1): {bad}")
+        if problems:
+            raise ModelLoadError(f"{where}: " + "; ".join(problems))
 
     def write(self, model_dir: Path) -> None:
         (model_dir / MODEL_INFO_FILE).write_text(
             json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8"
         )
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1
 
 
 def resolve_model_source(source: str | Path) -> Path | str:
@@ -107,6 +162,8 @@ class Scorer:
         info: ModelInfo,
         *,
         max_chars: int = DEFAULT_MAX_CHARS,
+        max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
+        explain_units: int = DEFAULT_EXPLAIN_UNITS,
         batch_size: int = 32,
         device: torch.device | None = None,
         source: str = "",
@@ -117,6 +174,9 @@ class Scorer:
         self.tokenizer = tokenizer
         self.info = info
         self.max_chars = max_chars
+        self.max_context_chars = max_context_chars
+        self.explain_units = explain_units
+        self.context_chars = CONTEXT_CHARS_PER_TOKEN * info.max_length  # what the model can read of a context
         self.batch_size = batch_size
         self.thresholds = np.array([info.thresholds[label] for label in LABELS])
         self._label_order = [info.labels.index(label) for label in LABELS]
@@ -127,20 +187,31 @@ class Scorer:
         source: str | Path = "models/default",
         *,
         max_chars: int = DEFAULT_MAX_CHARS,
+        max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
+        explain_units: int = DEFAULT_EXPLAIN_UNITS,
         batch_size: int = 32,
         device: str | None = None,
     ) -> Scorer:
-        """Load from a model directory, a Hugging Face hub name, or an MLflow `models:/` URI."""
+        """Load from a model directory, a Hugging Face hub name, or an MLflow `models:/` URI.
+        Raises ModelLoadError when the source is missing, unreadable or inconsistent."""
         configure_cpu_threads()
         location = resolve_model_source(source)
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
-        info = ModelInfo.read(location) if isinstance(location, Path) else _hub_model_info(str(location), model)
+        info = ModelInfo.read(location) if isinstance(location, Path) else None
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
+        except (OSError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelLoadError(f"{source}: cannot load the model ({first_line})") from None
+        info = info or _hub_model_info(str(location), model)
+        info.check(model.config, str(source))
         return cls(
             model,
             tokenizer,
             info,
             max_chars=max_chars,
+            max_context_chars=max_context_chars,
+            explain_units=explain_units,
             batch_size=batch_size,
             device=torch.device(device) if device else None,
             source=str(source),
@@ -149,29 +220,57 @@ class Scorer:
     # ------------------------------------------------------------ input rules
 
     def check_reply(self, text: Any, index: int | None = None) -> str:
-        """The input rules, in one place: a string, stripped, not empty, at most `max_chars` characters."""
+        """The input rules for a reply, in one place: a string of valid Unicode, not blank (whitespace,
+        control and zero-width characters do not count), at most `max_chars` characters once stripped."""
         where = f"item {index}: " if index is not None else ""
         if not isinstance(text, str):
             raise InvalidReply(f"{where}text must be a string, got {type(text).__name__}", index)
-        text = text.strip()
-        if not text:
+        if SURROGATE.search(text):
+            raise InvalidReply(f"{where}text is not valid Unicode (it holds a lone surrogate)", index)
+        if is_blank(text):
             raise InvalidReply(f"{where}text is empty", index)
+        text = text.strip()
         if len(text) > self.max_chars:
             raise InvalidReply(f"{where}text has {len(text)} characters; the maximum is {self.max_chars}", index)
         return text
 
+    def check_context(self, context: Any, index: int | None = None) -> str:
+        """The input rules for a context: absent or a string of valid Unicode of at most
+        `max_context_chars` characters; returned stripped ("" when absent)."""
+        where = f"item {index}: " if index is not None else ""
+        if context is None:
+            return ""
+        if not isinstance(context, str):
+            raise InvalidReply(f"{where}context must be a string, got {type(context).__name__}", index)
+        if SURROGATE.search(context):
+            raise InvalidReply(f"{where}context is not valid Unicode (it holds a lone surrogate)", index)
+        if len(context) > self.max_context_chars:
+            raise InvalidReply(
+                f"{where}context has {len(context)} characters; the maximum is {self.max_context_chars}", index
+            )
+        return context.strip()
+
     # ------------------------------------------------------------ scoring
 
-    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str | None] | None = None) -> np.ndarray:
-        """Probabilities, shape (n, 5) in LABELS order, for replies that already passed `check_reply`."""
+    def predict_proba(
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[str | None] | None = None,
+        deadline: float | None = None,
+    ) -> np.ndarray:
+        """Probabilities, shape (n, 5) in LABELS order, for replies that already passed `check_reply`.
+        Contexts are cut to what the model can read before anything else is done with them.
+        `deadline` (a time.monotonic() value) stops the work between batches with DeadlineExceeded."""
         if not texts:
             return np.zeros((0, len(LABELS)))
-        contexts = [c or "" for c in contexts] if contexts is not None else None
+        contexts = [(c or "")[: self.context_chars] for c in contexts] if contexts is not None else None
         encodings = encode_replies(self.tokenizer, list(texts), contexts, self.info.max_length, self.info.use_context)
         order = np.argsort([len(e["input_ids"]) for e in encodings], kind="stable")  # length bucketing
         probabilities = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeadlineExceeded(f"stopped after {start} of {len(order)} inputs: the deadline passed")
                 batch_indices = order[start : start + self.batch_size]
                 batch = self.tokenizer.pad([encodings[i] for i in batch_indices], return_tensors="pt").to(self.device)
                 logits = self.model(**batch).logits.float()
@@ -179,21 +278,34 @@ class Scorer:
         return probabilities
 
     def score(
-        self, texts: str | Sequence[str], contexts: str | Sequence[str | None] | None = None, explain: bool = False
+        self,
+        texts: str | Sequence[str],
+        contexts: str | Sequence[str | None] | None = None,
+        explain: bool = False,
+        deadline: float | None = None,
     ) -> ReplyScore | list[ReplyScore]:
-        """Score one reply (returns a ReplyScore) or a list (returns a list). Raises InvalidReply."""
+        """Score one reply (returns a ReplyScore) or a list (returns a list). Raises InvalidReply, and
+        DeadlineExceeded once `deadline` (time.monotonic()) has passed. Evidence offsets index the
+        text as given (leading whitespace included)."""
         single = isinstance(texts, str)
-        text_list = [texts] if single else list(texts)
-        context_list = ([contexts] if single else list(contexts)) if contexts is not None else [""] * len(text_list)
-        if len(context_list) != len(text_list):
-            raise InvalidReply(f"{len(text_list)} texts but {len(context_list)} contexts")
-        text_list = [self.check_reply(text, None if single else i) for i, text in enumerate(text_list)]
-        probabilities = self.predict_proba(text_list, context_list)
+        raw_texts = [texts] if single else list(texts)
+        raw_contexts = ([contexts] if single else list(contexts)) if contexts is not None else [None] * len(raw_texts)
+        if len(raw_contexts) != len(raw_texts):
+            raise InvalidReply(f"{len(raw_texts)} texts but {len(raw_contexts)} contexts")
+        where = [None] * len(raw_texts) if single else list(range(len(raw_texts)))
+        text_list = [self.check_reply(text, i) for text, i in zip(raw_texts, where)]
+        context_list = [self.check_context(context, i) for context, i in zip(raw_contexts, where)]
+        probabilities = self.predict_proba(text_list, context_list, deadline)
         results = [self._result(row) for row in probabilities]
         if explain:
-            for result, text, context in zip(results, text_list, context_list):
+            for result, raw, text, context in zip(results, raw_texts, text_list, context_list):
                 positives = [label for label, decided in result.decisions.items() if decided]
-                result.evidence = self.explain(text, context, positives, result.probabilities)
+                evidence = self.explain(text, context, positives, result.probabilities, deadline=deadline)
+                shift = len(raw) - len(raw.lstrip())
+                result.evidence = {
+                    label: [Span(s.start + shift, s.end + shift, s.text, s.weight) for s in spans]
+                    for label, spans in evidence.items()
+                }
         return results[0] if single else results
 
     def _result(self, row: np.ndarray) -> ReplyScore:
@@ -214,19 +326,20 @@ class Scorer:
         base: dict[str, float],
         top_k: int = 3,
         min_drop: float = 0.2,
+        deadline: float | None = None,
     ) -> dict[str, list[Span]]:
         """Occlusion evidence: delete each jieba word of the reply in turn and re-score; the words whose
         removal lowers a label's log-odds most (by at least `min_drop`) are its evidence spans, adjacent
         words merged; `weight` is that drop. Log-odds, not probability: a reply scored 0.99 barely moves
-        in probability when one word goes, but its log-odds still do. Offsets index the stripped reply."""
+        in probability when one word goes, but its log-odds still do. A reply of more than
+        `explain_units` words is occluded in that many runs of adjacent words, so the cost is bounded.
+        Offsets index the stripped reply."""
         if not labels:
             return {}
-        words, offsets, position = jieba.lcut(text), [], 0
-        for word in words:
-            offsets.append((position, position + len(word)))
-            position += len(word)
+        offsets = _occlusion_units(text, self.explain_units)
+        words = [text[start:end] for start, end in offsets]
         variants = [text[:start] + text[end:] for start, end in offsets]
-        occluded = self.predict_proba(variants, [context or ""] * len(variants))
+        occluded = self.predict_proba(variants, [context or ""] * len(variants), deadline)
         evidence = {}
         for label in labels:
             column = LABELS.index(label)
@@ -234,6 +347,18 @@ class Scorer:
             chosen = sorted(i for i in np.argsort(-drops)[:top_k] if drops[i] >= min_drop and words[i].strip())
             evidence[label] = _merge_spans(text, [(offsets[i], float(drops[i])) for i in chosen])
         return evidence
+
+
+def _occlusion_units(text: str, max_units: int) -> list[tuple[int, int]]:
+    """(start, end) of each jieba word, or of `max_units` runs of adjacent words when there are more."""
+    bounds, position = [], 0
+    for word in jieba.lcut(text):
+        bounds.append((position, position + len(word)))
+        position += len(word)
+    if len(bounds) <= max_units:
+        return bounds
+    runs = np.array_split(np.arange(len(bounds)), max_units)
+    return [(bounds[run[0]][0], bounds[run[-1]][1]) for run in runs]
 
 
 def _log_odds(p: np.ndarray) -> np.ndarray:
@@ -260,5 +385,9 @@ def _hub_model_info(name: str, model) -> ModelInfo:
     except Exception:  # no labels.json on the hub (or no hub at all): fall back to the config
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         if sorted(labels) != sorted(LABELS):
-            raise ValueError(f"{name}: model labels {labels} are not the five replyqa labels") from None
+            raise ModelLoadError(f"{name}: model labels {labels} are not the five replyqa labels") from None
+        warnings.warn(
+            f"{name}: no {MODEL_INFO_FILE} on the hub; using config.json's label order and thresholds of 0.5",
+            stacklevel=3,
+        )
         return ModelInfo(labels=labels, name=name)

@@ -7,6 +7,7 @@ import unicodedata
 from functools import lru_cache
 
 WHITESPACE = re.compile(r"\s+")
+SURROGATE = re.compile("[\ud800-\udfff]")  # lone surrogates: not text, cannot be encoded as UTF-8
 
 
 @lru_cache(maxsize=1)

@@ -170,7 +170,8 @@ def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
     probabilities = scorer.predict_proba(validation["text"], validation["context"])
     thresholds = tune_thresholds(label_matrix(validation), probabilities, config.threshold_objective)
     info = ModelInfo.read(output_dir)
-    info.thresholds = {label: round(value, 4) for label, value in thresholds.items()}
+    # kept strictly inside (0, 1): a saturated sigmoid can put the best cut-off at exactly 0 or 1
+    info.thresholds = {label: round(min(max(value, 1e-4), 0.9999), 4) for label, value in thresholds.items()}
     info.write(output_dir)
     return info.thresholds
 

@@ -106,3 +106,48 @@ def tiny_scorer(tiny_trained_model):
     from ml import Scorer
 
     return Scorer.load(tiny_trained_model, max_chars=300)
+
+
+class LiveServer:
+    """A real uvicorn server on a free loopback port, in a thread (for tests of the HTTP layer itself)."""
+
+    def __init__(self, app, header_timeout_s: float = 10.0) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        from ml.api import timed_protocol
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", http=timed_protocol(header_timeout_s)
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.server.started, "uvicorn did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture()
+def live_server():
+    """LiveServer(app, header_timeout_s=...) as a context manager."""
+    return LiveServer

@@ -1,7 +1,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.api import MAX_ITEMS, create_app
+from ml.api import create_app
+from ml.config import ServeConfig
 from ml.labels import LABELS
 
 
@@ -36,7 +37,7 @@ def test_a_list_with_evidence(client):
     [
         ({"text": "   "}, 422, "empty"),
         ({"text": "好" * 301}, 422, "maximum is 300"),
-        ({"items": [{"text": "好"}] * (MAX_ITEMS + 1)}, 422, "at most 256"),
+        ({"items": [{"text": "好"}] * (ServeConfig().max_items + 1)}, 422, "at most 256"),
         ({"items": []}, 422, "at least one"),
         ({"text": 123}, 422, "valid string"),
         ({"items": [{"text": ["a"]}]}, 422, "valid string"),

@@ -41,7 +41,7 @@ def test_every_row_comes_out_in_order_scored_or_with_its_error(tiny_scorer, tmp_
     assert "empty" in errors[1] and "maximum" in errors[3]
     assert errors[0] is None and errors[2] is None and errors[4] is None
     assert result["p_polite"].isna().tolist() == [False, True, False, True, False]
-    assert counts == {"rows": 5, "scored": 3, "errors": 2, "resumed_rows": 0}
+    assert counts.summary() == {"rows": 5, "scored": 3, "errors": 2, "resumed_rows": 0}
     assert not list(tmp_path.glob(".out*"))  # no part files or temporaries left behind
 
 
@@ -97,7 +97,7 @@ def test_resume_after_an_interruption_equals_one_run(tiny_scorer, tmp_path, suff
     assert not output.exists()  # nothing half-written at the final path
     monkeypatch.setattr(ml.batch, "score_chunk", real_score_chunk)
     counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(resume=True, show_progress=False)
-    assert counts["resumed_rows"] == 12 and counts["rows"] == 30
+    assert counts.resumed_rows == 12 and counts.rows == 30
     pd.testing.assert_frame_equal(read_any(output), read_any(tmp_path / f"once{suffix}"))
 
 
@@ -111,3 +111,170 @@ def test_cli_reads_stdin_and_writes_stdout(tiny_trained_model, tmp_path):
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [row["id"] for row in out] == ["r1", "r2", "r3"] and out[1]["error"]
+
+
+# ---------------------------------------------------------------- hardening (outside probe)
+
+
+def test_a_second_run_on_the_same_output_fails_at_once_and_the_first_loses_nothing(tiny_scorer, tmp_path, monkeypatch):
+    from ml.batch import JobError
+
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_rows(source, [{"id": str(i), "text": f"您好，第{i}期"} for i in range(12)])
+    import ml.batch
+
+    real_score_chunk, seen = ml.batch.score_chunk, {}
+
+    def start_a_rival_midway(*args, **kwargs):
+        if "error" not in seen:
+            try:
+                ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
+            except JobError as error:
+                seen["error"] = str(error)
+        return real_score_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(ml.batch, "score_chunk", start_a_rival_midway)
+    counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
+    assert "another `replyqa score`" in seen["error"] and "out.jsonl" in seen["error"]
+    assert counts.rows == 12 and len(output.read_text(encoding="utf-8").splitlines()) == 12
+    assert not list(tmp_path.glob(".out*"))  # lock and parts gone
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_keys_that_change_between_chunks_keep_their_columns(tiny_scorer, tmp_path, suffix):
+    rows = [{"id": "1", "text": "您好", "agent": "A1"}, {"id": "2", "text": "请稍等", "agent": "A2"}]
+    rows += [{"id": "3", "text": "好的", "team": "T9"}, {"id": "4", "text": "稍等", "team": "T9", "amount": 12}]
+    rows += [{"id": "5", "text": "谢谢", "amount": "12元"}]  # a number in one chunk, text in another
+    source, output = tmp_path / "in.jsonl", tmp_path / f"out{suffix}"
+    write_rows(source, rows)
+    ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=2).run(show_progress=False)
+    result = read_any(output)
+    assert list(result["id"].astype(str)) == ["1", "2", "3", "4", "5"]
+    assert result["agent"].fillna("").tolist()[:3] == ["A1", "A2", ""]
+    assert result["team"].fillna("").tolist() == ["", "", "T9", "T9", ""]
+    assert [str(v) for v in result["amount"].fillna("")] == ["", "", "", "12", "12元"]
+    if suffix != ".jsonl":  # one header: the scores stay the last columns
+        assert list(result.columns[-11:]) == [f"p_{label}" for label in LABELS] + list(LABELS) + ["error"]
+    assert result["error"].isna().all() or (result["error"].fillna("") == "").all()
+
+
+def test_a_lone_surrogate_is_an_error_on_its_row_only(tiny_scorer, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [
+        '{"id": "1", "text": "您好"}',
+        '{"id": "2", "text": "\\ud800您好"}',
+        '{"id": "3", "text": "好", "note": "\\udfff"}',
+    ]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    counts = ScoreJob(tiny_scorer, str(source), str(output)).run(show_progress=False)
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == ["1", "2", "3"] and counts.errors == 1
+    assert "lone surrogate" in rows[1]["error"] and rows[0]["error"] is None and rows[2]["error"] is None
+    assert rows[2]["note"] == "\ufffd"  # pass-through values stay writable
+
+
+def test_resume_refuses_a_changed_input_of_the_same_size_and_changed_options(tiny_scorer, tmp_path, monkeypatch):
+    from ml.batch import JobError
+
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame(ROWS * 4).to_csv(source, index=False)
+    import ml.batch
+
+    real_score_chunk, calls = ml.batch.score_chunk, {"n": 0}
+
+    def crash_on_second_chunk(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_score_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(ml.batch, "score_chunk", crash_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
+    monkeypatch.setattr(ml.batch, "score_chunk", real_score_chunk)
+    with pytest.raises(JobError, match="cannot resume"):  # another context column
+        ScoreJob(tiny_scorer, str(source), str(output), context_col="agent", chunk_rows=4).run(resume=True)
+    changed = source.read_bytes().replace("您本期".encode(), "你本期".encode())
+    assert len(changed) == source.stat().st_size
+    source.write_bytes(changed)
+    with pytest.raises(JobError, match="the input changed"):
+        ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(resume=True, show_progress=False)
+
+
+def test_utf16_and_gbk_files_are_read_with_the_right_encoding(tiny_scorer, tmp_path):
+    frame = pd.DataFrame([{"id": "1", "text": "您好，您本期应还1,280元。"}, {"id": "2", "text": "请稍等"}])
+    utf16, gbk = tmp_path / "in16.csv", tmp_path / "ingbk.csv"
+    frame.to_csv(utf16, index=False, encoding="utf-16")  # with a BOM, found without being told
+    frame.to_csv(gbk, index=False, encoding="gbk")
+    for source, encoding in ((utf16, None), (gbk, "gbk")):
+        output = tmp_path / f"out-{source.stem}.csv"
+        counts = ScoreJob(tiny_scorer, str(source), str(output), encoding=encoding).run(show_progress=False)
+        assert counts.scored == 2 and read_any(output)["text"].tolist() == frame["text"].tolist()
+
+
+def test_a_gbk_file_read_as_utf8_scores_nothing_and_says_why(tiny_scorer, tmp_path):
+    from ml.batch import NothingScored
+
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame([{"id": "1", "text": "您好"}, {"id": "2", "text": "请稍等"}]).to_csv(
+        source, index=False, encoding="gbk"
+    )
+    with pytest.raises(NothingScored, match="--encoding gbk"):
+        ScoreJob(tiny_scorer, str(source), str(output)).run(show_progress=False)
+    assert len(read_any(output)) == 2  # every row is still in the output, with its error
+
+
+def test_a_wrong_text_column_fails_with_the_columns_found(tiny_scorer, tmp_path):
+    from ml.batch import JobError, NothingScored
+
+    source = tmp_path / "in.csv"
+    pd.DataFrame(ROWS).to_csv(source, index=False)
+    with pytest.raises(JobError, match="no column 'txt'; columns found: id, text, context, agent"):
+        ScoreJob(tiny_scorer, str(source), str(tmp_path / "out.csv"), text_col="txt").run(show_progress=False)
+    assert not list(tmp_path.glob(".out*")) and not (tmp_path / "out.csv").exists()
+    jsonl = tmp_path / "in.jsonl"
+    write_rows(jsonl, [{"id": "1", "reply": "您好"}, {"id": "2", "reply": "请稍等"}])
+    with pytest.raises(NothingScored, match="columns found: id, reply"):
+        ScoreJob(tiny_scorer, str(jsonl), str(tmp_path / "out.jsonl")).run(show_progress=False)
+
+
+def test_cli_exit_codes_name_the_problem(tiny_trained_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    source = tmp_path / "in.csv"
+    pd.DataFrame(ROWS).to_csv(source, index=False)
+    args = ["score", str(source), "-o", str(tmp_path / "out.csv"), "--model", str(tiny_trained_model)]
+    typo = CliRunner().invoke(app, [*args, "--text-col", "txt"])
+    assert typo.exit_code == 2 and "columns found" in typo.output
+    bad_encoding = CliRunner().invoke(app, [*args, "--encoding", "latin-9"])
+    assert bad_encoding.exit_code == 2 and "unsupported encoding" in bad_encoding.output
+
+
+def test_a_job_that_fails_before_scoring_leaves_no_parts(tiny_scorer, tmp_path, monkeypatch):
+    import ml.batch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("model crashed")
+
+    monkeypatch.setattr(ml.batch, "score_chunk", broken)
+    source = tmp_path / "in.jsonl"
+    write_rows(source, ROWS)
+    with pytest.raises(RuntimeError):
+        ScoreJob(tiny_scorer, str(source), str(tmp_path / "out.jsonl")).run(show_progress=False)
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_probabilities_are_written_rounded(tiny_scorer, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_rows(source, ROWS)
+    ScoreJob(tiny_scorer, str(source), str(output)).run(show_progress=False)
+    import re
+
+    numbers = re.findall(r'"p_\w+":(-?[0-9.e-]+)', output.read_text(encoding="utf-8"))
+    assert numbers and all(len(n.split(".")[-1]) <= 4 and "e" not in n for n in numbers)

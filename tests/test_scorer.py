@@ -1,7 +1,11 @@
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from ml import InvalidReply, ReplyScore
+from ml import InvalidReply, ReplyScore, Scorer
 from ml.encoding import encode_replies
 from ml.labels import LABELS
 
@@ -67,3 +71,82 @@ def test_evidence_spans_lie_inside_the_text(tiny_scorer):
             assert 0 <= span.start < span.end <= len(text) and text[span.start : span.end] == span.text
     explained = tiny_scorer.score(text, explain=True)
     assert set(explained.evidence) == {label for label, yes in explained.decisions.items() if yes}
+
+
+# ---------------------------------------------------------------- broken model directories
+
+
+def copy_model(source, tmp_path):
+    import shutil
+
+    target = tmp_path / "model"
+    shutil.copytree(source, target)
+    return target
+
+
+def edit_json(path, change):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "breakage, words",
+    [
+        (lambda d: (d / "labels.json").unlink(), "no labels.json"),
+        (lambda d: (d / "labels.json").write_text("{not json"), "not valid JSON"),
+        (
+            lambda d: edit_json(d / "labels.json", lambda j: j.update(labels=[*j["labels"][1:], j["labels"][0]])),
+            "disagrees with config.json id2label",
+        ),
+        (lambda d: edit_json(d / "labels.json", lambda j: j["thresholds"].update(threatening=1.5)), "outside (0, 1)"),
+        (lambda d: edit_json(d / "labels.json", lambda j: j["thresholds"].update(clear=0)), "outside (0, 1)"),
+        (lambda d: edit_json(d / "labels.json", lambda j: j["thresholds"].pop("polite")), "thresholds must name"),
+        (lambda d: edit_json(d / "labels.json", lambda j: j.update(labels=["a", "b", "c", "d", "e"])), "not the five"),
+        (lambda d: (d / "model.safetensors").unlink(), "cannot load the model"),
+    ],
+)
+def test_a_broken_model_directory_is_refused_with_one_clear_line(tiny_trained_model, tmp_path, breakage, words):
+    from ml.scorer import ModelLoadError
+
+    model = copy_model(tiny_trained_model, tmp_path)
+    breakage(model)
+    with pytest.raises(ModelLoadError, match=words.replace("(", r"\(").replace(")", r"\)")) as error:
+        Scorer.load(model)
+    assert "\n" not in str(error.value)
+
+
+def test_the_cli_reports_a_broken_model_in_one_line_without_a_traceback(tiny_trained_model, tmp_path):
+    model = copy_model(tiny_trained_model, tmp_path)
+    (model / "labels.json").unlink()
+    (tmp_path / "in.jsonl").write_text('{"text": "您好"}\n', encoding="utf-8")
+    for command in (["score", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl")], ["serve"]):
+        result = subprocess.run(
+            [sys.executable, "-c", "from ml.cli import main; main()", *command, "--model", str(model)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "no labels.json" in result.stderr and "Traceback" not in result.stderr
+        assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2
+
+
+def test_a_hub_checkpoint_without_labels_json_falls_back_with_a_warning(tiny_trained_model, tmp_path, monkeypatch):
+    import ml.scorer
+
+    model = copy_model(tiny_trained_model, tmp_path)
+    (model / "labels.json").unlink()
+    monkeypatch.setattr(ml.scorer, "resolve_model_source", lambda source: str(model))  # as if a hub name
+    with pytest.warns(UserWarning, match="thresholds of 0.5"):
+        scorer = Scorer.load("someone/replyqa-checkpoint")
+    assert scorer.info.thresholds == dict.fromkeys(LABELS, 0.5)
+
+
+def test_blank_and_invalid_replies_are_refused(tiny_scorer):
+    for text in ("\x00", "\u200b\ufeff", " \t\n"):
+        with pytest.raises(InvalidReply, match="empty"):
+            tiny_scorer.check_reply(text)
+    with pytest.raises(InvalidReply, match="lone surrogate"):
+        tiny_scorer.check_reply("好\ud800")
+    assert tiny_scorer.check_reply("\u200b 您好") == "\u200b 您好".strip()

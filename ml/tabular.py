@@ -1,0 +1,261 @@
+"""Tabular files in and out: CSV / JSONL / Parquet read in chunks, written as parts, joined.
+
+Reading keeps every value: bytes that are not valid in the input encoding survive as surrogate
+escapes, so one bad row can be reported instead of the whole file failing. Writing is durable
+(fsync before rename) and the join tolerates parts whose columns differ (JSONL keys that change
+from row to row): the output has the union of the columns, missing values empty.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.text import SURROGATE
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+ENCODINGS = ("utf-8", "utf-8-sig", "gbk", "gb18030", "utf-16")
+
+
+def file_format(path: str) -> str:
+    if path == "-":
+        return "jsonl"
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: unsupported format {suffix!r}; use .csv, .jsonl or .parquet (or - for JSONL)")
+    return FORMATS[suffix]
+
+
+def detect_encoding(path: str, encoding: str | None = None) -> str:
+    """The encoding to read a text file with: the one asked for, else from its byte-order mark, else UTF-8."""
+    if encoding is not None:
+        if encoding.lower() not in ENCODINGS:
+            raise ValueError(f"unsupported encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+        return encoding.lower()
+    if path == "-" or file_format(path) == "parquet":
+        return "utf-8"
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8"
+
+
+def has_undecodable_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_chunks(path: str, chunk_rows: int, encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
+    """Chunks of at most `chunk_rows` rows, every value kept as read (CSV values as strings)."""
+    kind = file_format(path)
+    if kind == "csv":
+        yield from pd.read_csv(
+            path,
+            dtype=object,
+            keep_default_na=False,
+            chunksize=chunk_rows,
+            encoding=encoding,
+            encoding_errors="surrogateescape",
+        )
+    elif kind == "parquet":
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    else:
+        raw = sys.stdin.buffer if path == "-" else open(path, "rb")
+        yield from _jsonl_chunks(io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape"), chunk_rows)
+
+
+def _jsonl_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    rows: list[dict] = []
+    with handle:
+        for raw in handle:
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("line is not a JSON object")
+            except ValueError as error:
+                row = {"_raw": line, "_parse_error": f"bad JSON line: {error}"}
+            rows.append(row)
+            if len(rows) == chunk_rows:
+                yield pd.DataFrame(rows, dtype=object)  # object: 12 stays 12 when other rows lack the key
+                rows = []
+    if rows:
+        yield pd.DataFrame(rows, dtype=object)
+
+
+def fixed_columns(path: str, encoding: str = "utf-8") -> list[str] | None:
+    """The header of a CSV or the schema of a Parquet file; None for JSONL (keys vary by row)."""
+    kind = file_format(path)
+    if kind == "parquet":
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    if kind == "csv":
+        try:
+            return list(pd.read_csv(path, nrows=0, encoding=encoding, encoding_errors="surrogateescape").columns)
+        except pd.errors.EmptyDataError:
+            return []
+    return None
+
+
+def count_rows(path: str, encoding: str = "utf-8") -> int | None:
+    """Rows in the file, for progress bars; None when it cannot be known cheaply."""
+    if path == "-" or encoding.startswith("utf-16"):
+        return None
+    if file_format(path) == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, "rb") as handle:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return max(lines - 1, 0) if file_format(path) == "csv" else lines
+
+
+def clean_text_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undecodable bytes and lone surrogates in pass-through values are written as U+FFFD, so every
+    output file is valid UTF-8."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            broken = values.map(lambda v: isinstance(v, str) and SURROGATE.search(v) is not None).astype(bool)
+            if broken.any():  # touch only those values: mapping the whole column would retype it (12 -> 12.0)
+                frame.loc[broken, column] = values[broken].map(lambda v: SURROGATE.sub("\ufffd", v))
+    return frame
+
+
+# ---------------------------------------------------------------- writing
+
+
+def fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_part(frame: pd.DataFrame, path: Path, kind: str) -> None:
+    """Write one part completely (its column list beside it), fsync, then rename it into place:
+    a part either exists whole or not at all."""
+    temporary = path.with_name(path.name + ".tmp")
+    if kind == "csv":
+        frame.to_csv(temporary, index=False, header=False)
+    elif kind == "jsonl":
+        frame.to_json(temporary, orient="records", lines=True, force_ascii=False)
+    else:
+        pq.write_table(_arrow_table(frame), temporary)
+    fsync_file(temporary)
+    _columns_file(path).write_text(json.dumps(list(map(str, frame.columns)), ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _columns_file(part: Path) -> Path:
+    return part.with_name(part.name + ".columns.json")
+
+
+def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """The frame as an Arrow table; object columns that mix types (JSON values of several kinds) become text."""
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        mixed = frame.copy()
+        for column in mixed.select_dtypes(include="object").columns:
+            mixed[column] = mixed[column].map(_as_text)
+        return pa.Table.from_pandas(mixed, preserve_index=False)
+
+
+def _as_text(value) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def union_columns(column_lists: list[list[str]], last: list[str]) -> list[str]:
+    """Every column in first-seen order, with the `last` columns (the scores) at the end."""
+    seen = dict.fromkeys(c for columns in column_lists for c in columns if c not in last)
+    return [*seen, *[c for c in last if any(c in columns for columns in column_lists)]]
+
+
+def join_parts(parts: list[Path], output: Path, kind: str, last_columns: list[str]) -> None:
+    """Concatenate the parts into `output` under the union of their columns; written to a temporary
+    file in the same folder, fsynced, then renamed into place."""
+    temporary = output.with_name(f".{output.name}.tmp")
+    columns = [json.loads(_columns_file(part).read_text(encoding="utf-8")) for part in parts]
+    union = union_columns(columns, last_columns) if parts else last_columns
+    if kind == "parquet":
+        _join_parquet(parts, temporary, union)
+    elif kind == "csv":
+        _join_csv(parts, columns, temporary, union)
+    else:
+        with temporary.open("wb") as target:
+            for part in parts:
+                with part.open("rb") as source:
+                    shutil.copyfileobj(source, target)
+    fsync_file(temporary)
+    os.replace(temporary, output)
+
+
+def _join_csv(parts: list[Path], columns: list[list[str]], temporary: Path, union: list[str]) -> None:
+    with temporary.open("w", encoding="utf-8", newline="") as target:
+        pd.DataFrame(columns=union).to_csv(target, index=False)
+        for part, part_columns in zip(parts, columns):
+            if part_columns == union:
+                with part.open("r", encoding="utf-8", newline="") as source:
+                    shutil.copyfileobj(source, target)
+                continue
+            frame = pd.read_csv(part, header=None, names=part_columns, dtype=object, keep_default_na=False)
+            frame.reindex(columns=union, fill_value="").to_csv(target, index=False, header=False)
+
+
+def _join_parquet(parts: list[Path], temporary: Path, union: list[str]) -> None:
+    tables = [pq.read_table(part) for part in parts]
+    schema = _unified_schema(tables, union)
+    with pq.ParquetWriter(temporary, schema) as writer:
+        for table in tables:
+            writer.write_table(_conform(table, schema))
+
+
+def _unified_schema(tables: list[pa.Table], names: list[str]) -> pa.Schema:
+    fields = []
+    for name in names:
+        types = {t.schema.field(name).type for t in tables if name in t.column_names}
+        typed = [t for t in types if not pa.types.is_null(t)]
+        if len(typed) <= 1:
+            fields.append(pa.field(name, typed[0] if typed else pa.string()))
+            continue
+        try:
+            unified = pa.unify_schemas([pa.schema([(name, t)]) for t in typed], promote_options="permissive")
+            fields.append(unified.field(name))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            fields.append(pa.field(name, pa.string()))  # e.g. numbers in one part, text in another
+    return pa.schema(fields)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    arrays = []
+    for field in schema:
+        if field.name not in table.column_names:
+            arrays.append(pa.nulls(len(table), field.type))
+            continue
+        column = table[field.name]
+        if column.type == field.type:
+            arrays.append(column)
+        elif pa.types.is_string(field.type) and not pa.types.is_null(column.type):
+            arrays.append(pa.array([_as_text(v) for v in column.to_pylist()], pa.string()))
+        else:
+            arrays.append(column.cast(field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
