@@ -22,6 +22,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
 from ml.labels import LABELS, Channel, NoiseTag, Scenario
+from ml.text import SURROGATE
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -63,6 +64,13 @@ class Record(BaseModel):
     def not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("text", "context")
+    @classmethod
+    def valid_unicode(cls, value: str) -> str:
+        if SURROGATE.search(value):
+            raise ValueError("is not valid Unicode (it holds a lone surrogate)")
         return value
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -278,3 +279,18 @@ def test_probabilities_are_written_rounded(tiny_scorer, tmp_path):
 
     numbers = re.findall(r'"p_\w+":(-?[0-9.e-]+)', output.read_text(encoding="utf-8"))
     assert numbers and all(len(n.split(".")[-1]) <= 4 and "e" not in n for n in numbers)
+
+
+def test_parts_and_output_are_fsynced_before_they_are_renamed(tiny_scorer, tmp_path, monkeypatch):
+    import ml.tabular
+
+    synced = []
+    real_fsync = ml.tabular.os.fsync
+    monkeypatch.setattr(
+        ml.tabular.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd)
+    )
+    source = tmp_path / "in.jsonl"
+    write_rows(source, ROWS)
+    ScoreJob(tiny_scorer, str(source), str(tmp_path / "out.jsonl"), chunk_rows=2).run(show_progress=False)
+    assert sum(path.endswith(".jsonl.tmp") and "part-" in path for path in synced) == 3
+    assert any(path.endswith(".out.jsonl.tmp") for path in synced)

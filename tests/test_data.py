@@ -34,6 +34,7 @@ def test_validation_names_file_line_and_field_for_every_bad_record(tmp_path):
         json.dumps(record(id="t-4", labels={**GOOD["labels"], "polite": 2}), ensure_ascii=False),
         json.dumps(record(id="t-5", text="   "), ensure_ascii=False),
         json.dumps(record(id="t-1"), ensure_ascii=False),
+        json.dumps(record(id="t-7", context="\ud800"), ensure_ascii=True),
     ]
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -44,6 +45,7 @@ def test_validation_names_file_line_and_field_for_every_bad_record(tmp_path):
     assert (4, "labels.polite") in where
     assert (5, "text") in where
     assert (6, "id") in where
+    assert (7, "context") in where
     assert all(e.path == str(path) for e in errors)
 
 
