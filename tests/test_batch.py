@@ -46,6 +46,13 @@ def test_every_row_comes_out_in_order_scored_or_with_its_error(tiny_scorer, tmp_
     assert not list(tmp_path.glob(".out*"))  # no part files or temporaries left behind
 
 
+def test_the_output_folder_is_created(tiny_scorer, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "您好"}\n', encoding="utf-8")
+    ScoreJob(tiny_scorer, str(source), str(tmp_path / "new" / "folder" / "out.csv")).run(show_progress=False)
+    assert len(read_any(tmp_path / "new" / "folder" / "out.csv")) == 1
+
+
 def test_missing_text_column_and_bad_json_lines_are_reported_per_row(tiny_scorer, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"id": "a", "reply": "您好"}\n{not json\n{"id": "c", "text": "您好"}\n', encoding="utf-8")
