@@ -146,7 +146,8 @@ def train(config: Path = typer.Option(DEFAULT_CONFIG, help="Project config; its 
     """Fine-tune for the five labels, tune thresholds, evaluate on test, write the card, register in MLflow."""
     from ml.train import train as run_train
 
-    summary = run_train(project_config(config).train, config_path=config)
+    settings = project_config(config)
+    summary = run_train(settings.train, config_path=config, board=settings.scoreboard)
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
 
 
@@ -204,6 +205,19 @@ def _print_report(report: dict) -> None:
     out.print(f"macro-F1 {report['macro_f1']}  micro-F1 {report['micro_f1']}")
     for name, baseline in report.get("baselines", {}).items():
         out.print(f"baseline {name}: macro-F1 {baseline['macro_f1']}  micro-F1 {baseline['micro_f1']}")
+
+
+@app.command()
+def scoreboard(
+    model: str = typer.Option("models/default", help="Model directory, hub name or models:/ URI."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (its `scoreboard` section, train files)."),
+) -> None:
+    """Generalisation scoreboard: held-out writers, out-of-domain false alarms, invariance, probes."""
+    from ml.scoreboard import tracked_scoreboard
+
+    settings = project_config(config)
+    board = tracked_scoreboard(model, settings.train, settings.scoreboard)
+    typer.echo(json.dumps(board["headline"], indent=2))
 
 
 @app.command()

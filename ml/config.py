@@ -25,7 +25,7 @@ class CoverageTargets(StrictModel):
         "other": 0.05,
     }
     min_channel_share: dict[str, float] = {"call": 0.30, "chat": 0.40}
-    label_rate_range: tuple[float, float] = (0.20, 0.65)
+    label_rate_range: tuple[float, float] = (0.15, 0.70)
     min_positives: dict[str, int] = {"empathetic": 700, "threatening": 700, "privacy_risk": 700}
     min_boundary: int = 600
     min_noisy: int = 400
@@ -79,6 +79,8 @@ class TrainConfig(StrictModel):
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     pos_weight: dict[str, float] | Literal["auto"] | None = None
+    context_dropout: float = Field(0.0, ge=0, le=1, description="Share of training examples trained without context.")
+    noise_augmentation: float = Field(0.0, ge=0, le=0.15, description="Share of training examples given a noisy copy.")
     early_stopping_patience: int = 2
     threshold_objective: dict[str, str] = Field(
         default_factory=lambda: {"threatening": "recall:0.90", "privacy_risk": "recall:0.90"}
@@ -114,6 +116,19 @@ class ServeConfig(StrictModel):
     metrics_require_key: bool = Field(True, description="With API keys set, /metrics needs a key too.")
 
 
+class ScoreboardConfig(StrictModel):
+    """Evaluation sets of the generalisation scoreboard (`replyqa scoreboard`); folders or globs."""
+
+    held_out: str = Field("data/heldout_writers", description="Labelled files by writers the model does not train on.")
+    training_slices: str = Field("data/labelled", description="The training slices, for leave-one-slice-out.")
+    ood: str = Field("data/ood", description="Real replies from other domains, labelled by the guide.")
+    probes: str = Field("data/probes", description="Hand-written hard cases, one file per failure class.")
+    invariance_file: str = "data/split/test.jsonl"
+    context_swaps: int = Field(5, ge=1)
+    seed: int = 13
+    out_dir: str = "reports/scoreboard"
+
+
 class ProjectConfig(StrictModel):
     """configs/default.yaml: everything one run of the pipeline needs."""
 
@@ -121,6 +136,7 @@ class ProjectConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     score: ScoreConfig = ScoreConfig()
     serve: ServeConfig = ServeConfig()
+    scoreboard: ScoreboardConfig = ScoreboardConfig()
 
 
 Config = TypeVar("Config", bound=StrictModel)

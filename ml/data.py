@@ -229,6 +229,11 @@ def records_to_dataset(records: list[Record]) -> Dataset:
     return Dataset.from_dict(columns, features=RECORD_FEATURES)
 
 
+def label_matrix(dataset: Dataset) -> np.ndarray:
+    """The five labels as an (n, 5) float matrix in LABELS order."""
+    return np.stack([np.asarray(dataset[label]) for label in LABELS], axis=1).astype(np.float32)
+
+
 def load_labelled(paths: Iterable[str | Path]) -> Dataset:
     """Load labelled files into a Dataset; raise ValueError listing every bad record."""
     result = load_records(paths)

@@ -10,12 +10,11 @@ import numpy as np
 
 from ml.baselines import BASELINES
 from ml.config import TrainConfig
-from ml.data import load_labelled
+from ml.data import label_matrix, load_labelled
 from ml.labels import LABELS
 from ml.metrics import calibration, label_metrics, pr_curve_points, tune_thresholds
 from ml.scorer import ModelInfo, Scorer
 from ml.tracking import start_run
-from ml.train import label_matrix
 
 # Utterances from the annotation guide, scored into the model card (and checked by the tests).
 CARD_EXAMPLES = [
@@ -160,9 +159,46 @@ def write_evaluation_files(
     reliability_plot(calibration_report, out_dir / "reliability.png")
 
 
-def write_model_card(model_dir: Path, config: TrainConfig, report: dict[str, Any], scorer: Scorer) -> None:
-    """MODEL_CARD.md: data, training, test metrics against the baselines, examples (scored by `scorer`,
-    the model in `model_dir`), limits."""
+def generalisation_lines(board: dict[str, Any]) -> list[str]:
+    """Card sections for the held-out writers and the out-of-domain set (model against baselines)."""
+    lines = []
+    if held := board.get("held_out_writers"):
+        lines += [
+            f"## Held-out writers ({held['records']} records by writers the model never trained on)",
+            "",
+            "The headline: " + ", ".join(f"`{Path(f).name}`" for f in held["files"]) + ".",
+            "",
+            "| system | macro-F1 | threatening R | threatening R@P≥0.85 | privacy_risk R | privacy_risk R@P≥0.85 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in held["pooled"].items():
+            t, p = r["threatening"], r["privacy_risk"]
+            lines.append(
+                f"| {name} | {r['macro_f1']} | {t['recall']} | {t['recall_at_precision_0.85']} | "
+                f"{p['recall']} | {p['recall_at_precision_0.85']} |"
+            )
+        lines.append("")
+    if ood := board.get("out_of_domain"):
+        lines += [
+            f"## Out-of-domain replies ({ood['records']} real service replies of another domain)",
+            "",
+            "| system | threatening FPR | privacy_risk FPR | empathetic FPR | polite F1 | clear F1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in ((k, v) for k, v in ood.items() if isinstance(v, dict)):
+            lines.append(
+                f"| {name} | {r['threatening_fpr']} | {r['privacy_risk_fpr']} | {r['empathetic_fpr']} | "
+                f"{r['polite_f1']} | {r['clear_f1']} |"
+            )
+        lines.append("")
+    return lines
+
+
+def write_model_card(
+    model_dir: Path, config: TrainConfig, report: dict[str, Any], scorer: Scorer, board: dict[str, Any] | None = None
+) -> None:
+    """MODEL_CARD.md: data, training, held-out-writer and out-of-domain metrics first, then test
+    metrics against the baselines, examples (scored by `scorer`, the model in `model_dir`), limits."""
     texts, contexts = [t for t, _ in CARD_EXAMPLES], [c for _, c in CARD_EXAMPLES]
     examples = [
         {"text": t, "context": c, "probabilities": s.probabilities}
@@ -188,10 +224,15 @@ def write_model_card(model_dir: Path, config: TrainConfig, report: dict[str, Any
         "written by the project team, see data/DATASHEET.md.",
         f"- Inputs: {'customer context + reply as a sentence pair' if config.use_context else 'reply only'}, "
         f"at most {config.max_length} tokens (the context is trimmed first).",
+        f"- Augmentation (training only): context dropped for {config.context_dropout:.0%} of examples; noisy "
+        "copies (punctuation width or removal, ASR spaces, emoji, Traditional characters) of "
+        f"{config.noise_augmentation:.0%}. The scoreboard's surface-noise probes overlap these kinds "
+        "(and add @mentions and underscores).",
         f"- Thresholds tuned on validation: {json.dumps(info.thresholds)} "
         f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).",
         "",
-        f"## Test metrics ({report['data']['records']} records)",
+        *generalisation_lines(board or {}),
+        f"## Test metrics ({report['data']['records']} records, same writers as training)",
         "",
         "| label | precision | recall | F1 | ROC-AUC | PR-AUC | support | ECE |",
         "|---|---|---|---|---|---|---|---|",

@@ -44,6 +44,16 @@ def label_metrics(y_true: np.ndarray, probabilities: np.ndarray, thresholds: dic
     }
 
 
+def recall_at_precision(truth: np.ndarray, scores: np.ndarray, min_precision: float) -> float | None:
+    """The highest recall any cut-off reaches while precision stays at or above `min_precision`
+    (threshold-free: how good the ranking is for a risk label); None without positives."""
+    if truth.sum() == 0:
+        return None
+    precision, recall, _ = precision_recall_curve(truth, scores)
+    reaching = recall[precision >= min_precision]
+    return round(float(reaching.max()), 4) if len(reaching) else 0.0
+
+
 def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "f1") -> float:
     """`f1`: the cut-off with the best F1. `recall:R`: the highest cut-off whose recall is at least R
     (so precision is as high as that recall allows)."""

@@ -24,18 +24,15 @@ from transformers import (
     set_seed,
 )
 
-from ml.config import TrainConfig
-from ml.data import load_labelled
+from ml.augment import augment
+from ml.config import ScoreboardConfig, TrainConfig
+from ml.data import label_matrix, load_labelled
 from ml.encoding import encode_replies
 from ml.labels import LABELS
 from ml.metrics import tune_thresholds
 from ml.runtime import configure_cpu_threads, device_precision
 from ml.scorer import ModelInfo, Scorer
 from ml.tracking import log_config, log_model, start_run
-
-
-def label_matrix(dataset: Dataset) -> np.ndarray:
-    return np.stack([np.asarray(dataset[label]) for label in LABELS], axis=1).astype(np.float32)
 
 
 def to_features(dataset: Dataset, tokenizer, config: TrainConfig) -> Dataset:
@@ -107,6 +104,9 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
     configure_cpu_threads()
     tokenizer, model = load_base_model(config.model_name_or_path)
     train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
+    train_set, augmentation = augment(train_set, config.context_dropout, config.noise_augmentation, config.seed)
+    if mlflow.active_run():
+        mlflow.log_params({f"augmentation_{k}": v for k, v in augmentation.items()})
     args = TrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=config.num_train_epochs,
@@ -176,9 +176,11 @@ def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
     return info.thresholds
 
 
-def train(config: TrainConfig, config_path: Path | None = None) -> dict:
-    """Fine-tune, save, tune thresholds, evaluate on test, write the card, log and register in MLflow."""
+def train(config: TrainConfig, config_path: Path | None = None, board: ScoreboardConfig | None = None) -> dict:
+    """Fine-tune, save, tune thresholds, evaluate on test and on held-out writers and out-of-domain
+    replies (`board`), write the card, log and register in MLflow."""
     from ml.evaluate import evaluate_model, write_model_card
+    from ml.scoreboard import generalisation, systems_for
 
     work_dir = Path("experiments") / "checkpoints" / Path(config.output_dir).name
     with start_run("train") as run:
@@ -195,7 +197,12 @@ def train(config: TrainConfig, config_path: Path | None = None) -> dict:
         info = ModelInfo.read(output_dir)
         info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
         info.write(output_dir)
-        write_model_card(output_dir, config, report, scorer)
+        beyond_test = (
+            generalisation(systems_for(scorer, config.train_file, config.validation_file), config.train_file, board)
+            if board
+            else {}
+        )
+        write_model_card(output_dir, config, report, scorer, beyond_test)
         mlflow.log_metrics(
             {
                 "test_macro_f1": report["macro_f1"],

@@ -112,3 +112,35 @@ def test_registered_model_loads_by_champion_alias(tiny_trained_model):
     assert np.allclose(
         scorer.predict_proba(["您好"]), Scorer.load(tiny_trained_model).predict_proba(["您好"]), atol=1e-4
     )
+
+
+def test_the_card_leads_with_held_out_writers_and_out_of_domain(tiny_base_model, small_splits, tmp_path):
+    from ml.config import ScoreboardConfig, TrainConfig
+    from ml.train import train
+
+    held, ood = tmp_path / "held", tmp_path / "ood"
+    held.mkdir(), ood.mkdir()
+    rows = [json.loads(line) for line in small_splits["test"].read_text(encoding="utf-8").splitlines()]
+    (held / "writer_x.jsonl").write_text(
+        "".join(json.dumps({**r, "id": "x" + r["id"]}, ensure_ascii=False) + "\n" for r in rows[:20]), encoding="utf-8"
+    )
+    (ood / "other.jsonl").write_text(
+        "".join(json.dumps({**r, "id": "o" + r["id"]}, ensure_ascii=False) + "\n" for r in rows[20:]), encoding="utf-8"
+    )
+    config = TrainConfig(
+        model_name_or_path=str(tiny_base_model),
+        output_dir=str(tmp_path / "model"),
+        train_file=str(small_splits["train"]),
+        validation_file=str(small_splits["validation"]),
+        test_file=str(small_splits["test"]),
+        num_train_epochs=1,
+        batch_size=16,
+        max_length=96,
+        context_dropout=0.3,
+        noise_augmentation=0.1,
+        register_name=None,
+    )
+    train(config, board=ScoreboardConfig(held_out=str(held), ood=str(ood)))
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert card.index("## Held-out writers") < card.index("## Out-of-domain") < card.index("## Test metrics")
+    assert "`writer_x.jsonl`" in card and "| tfidf_logreg |" in card

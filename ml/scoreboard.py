@@ -1,0 +1,310 @@
+"""The generalisation scoreboard: how the model and both baselines do on data its writers did not
+produce, and how stable its decisions are, not how well it fits its own test split.
+
+1. held-out writers: labelled files by writers and briefs the model never trained on (per file and
+   pooled); and, for the baselines, leave-one-slice-out cross-validation over the training slices;
+2. out-of-domain false alarms: real service replies from other domains (`data/ood/`);
+3. invariance: decisions that change when the context is swapped or removed, or under surface noise;
+4. hard-case probes: small hand-written files per known failure class (`data/probes/`).
+
+Nothing here trains on or tunes to these sets: the systems come in already fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from opencc import OpenCC
+
+from ml.baselines import BASELINES
+from ml.config import ScoreboardConfig, TrainConfig
+from ml.data import expand_paths, label_matrix, load_labelled, normalise_text
+from ml.labels import LABELS
+from ml.metrics import label_metrics, recall_at_precision, tune_thresholds
+from ml.scorer import Scorer
+
+RISK_LABELS = ("threatening", "privacy_risk")
+
+
+@dataclass
+class System:
+    """Something that scores replies: the model or a baseline, with its decision thresholds."""
+
+    name: str
+    predict: Callable[[Sequence[str], Sequence[str]], np.ndarray]  # (texts, contexts) -> (n, 5)
+    thresholds: dict[str, float]
+    reads_context: bool
+
+    def decide(self, texts: Sequence[str], contexts: Sequence[str]) -> np.ndarray:
+        cutoffs = np.array([self.thresholds[label] for label in LABELS])
+        return self.predict(list(texts), list(contexts)) >= cutoffs
+
+
+def model_system(scorer: Scorer) -> System:
+    return System("model", scorer.predict_proba, scorer.info.thresholds, scorer.info.use_context)
+
+
+def baseline_systems(train_file: str, validation_file: str, objectives: dict[str, str]) -> list[System]:
+    """Each baseline fitted on the model's train split, thresholds tuned on its validation split."""
+    train, validation = load_labelled([train_file]), load_labelled([validation_file])
+    systems = []
+    for baseline_class in BASELINES:
+        baseline = baseline_class().fit(train["text"], label_matrix(train))
+        thresholds = tune_thresholds(label_matrix(validation), baseline.predict_proba(validation["text"]), objectives)
+        systems.append(System(baseline.name, lambda t, c, b=baseline: b.predict_proba(t), thresholds, False))
+    return systems
+
+
+# ---------------------------------------------------------------- 1. held-out writers
+
+
+def set_metrics(system: System, dataset) -> dict[str, Any]:
+    """label_metrics plus, for the risk labels, the best recall reachable at precision >= 0.85."""
+    y = label_matrix(dataset).astype(int)
+    probabilities = system.predict(dataset["text"], dataset["context"])
+    report = label_metrics(y, probabilities, system.thresholds)
+    for label in RISK_LABELS:
+        i = LABELS.index(label)
+        report[label]["recall_at_precision_0.85"] = recall_at_precision(y[:, i], probabilities[:, i], 0.85)
+    return report
+
+
+def held_out_writers(systems: list[System], files: list[Path]) -> dict[str, Any]:
+    pooled = load_labelled(files)
+    result: dict[str, Any] = {"files": [str(f) for f in files], "records": len(pooled), "pooled": {}, "per_file": {}}
+    for system in systems:
+        result["pooled"][system.name] = set_metrics(system, pooled)
+        result["per_file"][system.name] = {f.stem: set_metrics(system, load_labelled([f]))["macro_f1"] for f in files}
+    return result
+
+
+def slice_folds(files: list[Path]) -> list[tuple[list[Path], Path]]:
+    """Leave-one-slice-out: each file (one writer's slice) is held out once, trained on the rest."""
+    return [([f for f in files if f != held], held) for held in files]
+
+
+def check_disjoint(training_file: str, held_out: list[Path]) -> None:
+    """Refuse a held-out set that shares ids or texts with the training data (it would measure fit)."""
+    train = load_labelled([training_file])
+    seen_ids, seen_texts = set(train["id"]), {normalise_text(t) for t in train["text"]}
+    for path in held_out:
+        held = load_labelled([path])
+        shared = [i for i, t in zip(held["id"], held["text"]) if i in seen_ids or normalise_text(t) in seen_texts]
+        if shared:
+            raise ValueError(f"{path} shares {len(shared)} records with {training_file} (e.g. {shared[0]})")
+
+
+def leave_one_slice_out(files: list[Path], objectives: dict[str, str], seed: int = 13) -> dict[str, Any]:
+    """Baselines only (cheap to refit): each slice held out in turn, fitted on the others (thresholds
+    tuned on a seeded 10% of them); macro-F1 per held-out slice and pooled over all predictions."""
+    result: dict[str, Any] = {}
+    for baseline_class in BASELINES:
+        truths, decisions, per_slice = [], [], {}
+        for train_files, held in slice_folds(files):
+            train = load_labelled(train_files)
+            order = np.random.default_rng(seed).permutation(len(train))
+            cut = len(train) // 10
+            fit_rows, tune_rows = train.select(order[cut:]), train.select(order[:cut])
+            baseline = baseline_class().fit(fit_rows["text"], label_matrix(fit_rows))
+            thresholds = tune_thresholds(label_matrix(tune_rows), baseline.predict_proba(tune_rows["text"]), objectives)
+            test = load_labelled([held])
+            p = baseline.predict_proba(test["text"])
+            per_slice[held.stem] = label_metrics(label_matrix(test).astype(int), p, thresholds)["macro_f1"]
+            truths.append(label_matrix(test).astype(int))
+            decisions.append(p >= np.array([thresholds[label] for label in LABELS]))
+        y, decided = np.vstack(truths), np.vstack(decisions).astype(float)
+        pooled = label_metrics(y, decided, dict.fromkeys(LABELS, 0.5))
+        result[baseline_class.name] = {"per_slice": per_slice, "pooled_macro_f1": pooled["macro_f1"], "pooled": pooled}
+    return result
+
+
+# ---------------------------------------------------------------- 2. out-of-domain false alarms
+
+
+def out_of_domain(systems: list[System], files: list[Path]) -> dict[str, Any]:
+    """False-positive rate per label on real replies from other domains; F1 for polite and clear."""
+    dataset = load_labelled(files)
+    y = label_matrix(dataset).astype(bool)
+    result: dict[str, Any] = {"files": [str(f) for f in files], "records": len(dataset)}
+    for system in systems:
+        decided = system.decide(dataset["text"], dataset["context"])
+        rates = {}
+        for label in ("threatening", "privacy_risk", "empathetic"):
+            i = LABELS.index(label)
+            negatives = ~y[:, i]
+            rates[f"{label}_fpr"] = round(float(decided[negatives, i].mean()), 4) if negatives.any() else None
+        report = label_metrics(y.astype(int), decided.astype(float), dict.fromkeys(LABELS, 0.5))
+        rates.update({f"{label}_f1": report[label]["f1"] for label in ("polite", "clear")})
+        result[system.name] = rates
+    return result
+
+
+# ---------------------------------------------------------------- 3. invariance
+
+
+_T2S_INVERSE = None
+
+
+def _to_traditional(text: str) -> str:
+    global _T2S_INVERSE
+    _T2S_INVERSE = _T2S_INVERSE or OpenCC("s2t")
+    return _T2S_INVERSE.convert(text)
+
+
+FULL_TO_HALF = str.maketrans("，。！？：；（）“”‘’", ",.!?:;()\"\"''")
+HALF_TO_FULL = str.maketrans(",.!?:;()", "，。！？：；（）")
+PUNCTUATION = re.compile(r"[，。！？：；、,.!?:;\"'“”‘’（）()…~～]")
+SURFACE_NOISE: dict[str, Callable[[str], str]] = {
+    "halfwidth_punctuation": lambda t: t.translate(FULL_TO_HALF),
+    "fullwidth_punctuation": lambda t: t.translate(HALF_TO_FULL),
+    "punctuation_stripped": lambda t: PUNCTUATION.sub("", t),
+    "asr_spaces": lambda t: " ".join(PUNCTUATION.sub("", t)),
+    "asr_underscores": lambda t: "_".join(PUNCTUATION.sub(" ", t).split()),
+    "leading_mention": lambda t: "@用户7391 " + t,
+    "emoji": lambda t: t + " 🙂",
+    "traditional": _to_traditional,
+}
+
+
+def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) -> dict[str, Any]:
+    """Share of decisions that change (a) when the reply's context is replaced by none or by other
+    replies' contexts: over all replies, and for the risk labels over replies whose gold labels are
+    neutral (no threat, no privacy risk); (b) under each kind of surface noise of the reply."""
+    texts, contexts = list(dataset["text"]), list(dataset["context"])
+    y = label_matrix(dataset).astype(bool)
+    own = system.decide(texts, contexts)
+    rng = random.Random(seed)
+    pool = [c for c in contexts if c.strip()]
+    swapped_contexts = [[""] * len(texts)] + [[rng.choice(pool) for _ in texts] for _ in range(context_swaps)]
+    swapped = np.stack([system.decide(texts, alt) for alt in swapped_contexts])  # (k, n, 5)
+    changed = swapped != own[None]
+    neutral = ~(y[:, LABELS.index("threatening")] | y[:, LABELS.index("privacy_risk")])
+    context_report = {label: round(float(changed[:, :, i].mean()), 4) for i, label in enumerate(LABELS)}
+    context_report.update(
+        {
+            f"{label}_on_neutral_replies": round(float(changed[:, neutral, LABELS.index(label)].mean()), 4)
+            for label in RISK_LABELS
+        }
+    )
+    noise_report, all_noise = {}, []
+    for name, transform in SURFACE_NOISE.items():
+        noisy = system.decide([transform(t) for t in texts], contexts)
+        differs = noisy != own
+        all_noise.append(differs)
+        noise_report[name] = round(float(differs.mean()), 4)
+    noise_report["all_labels_all_kinds"] = round(float(np.mean(all_noise)), 4)
+    noise_report.update({label: round(float(np.stack(all_noise)[:, :, i].mean()), 4) for i, label in enumerate(LABELS)})
+    return {"records": len(texts), "context_swap": context_report, "surface_noise": noise_report}
+
+
+# ---------------------------------------------------------------- 4. hard-case probes
+
+
+def probes(systems: list[System], files: list[Path]) -> dict[str, Any]:
+    """Per probe file and label: accuracy, false positives and false negatives."""
+    result: dict[str, Any] = {}
+    for path in files:
+        dataset = load_labelled([path])
+        y = label_matrix(dataset).astype(bool)
+        result[path.stem] = {"records": len(dataset)}
+        for system in systems:
+            decided = system.decide(dataset["text"], dataset["context"])
+            result[path.stem][system.name] = {
+                label: {
+                    "accuracy": round(float((decided[:, i] == y[:, i]).mean()), 4),
+                    "false_positives": int((decided[:, i] & ~y[:, i]).sum()),
+                    "false_negatives": int((~decided[:, i] & y[:, i]).sum()),
+                }
+                for i, label in enumerate(LABELS)
+            }
+    return result
+
+
+# ---------------------------------------------------------------- the whole board
+
+
+def _files(where: str) -> list[Path]:
+    return [path for path in expand_paths([where]) if path.exists()]
+
+
+def systems_for(scorer: Scorer, train_file: str, validation_file: str) -> list[System]:
+    """The model and both baselines, the baselines fitted on the model's own train/validation split."""
+    objectives = scorer.info.threshold_objective
+    return [model_system(scorer), *baseline_systems(train_file, validation_file, objectives)]
+
+
+def generalisation(systems: list[System], train_file: str, config: ScoreboardConfig) -> dict[str, Any]:
+    """Held-out writers and out-of-domain false alarms: the numbers the model card leads with."""
+    board: dict[str, Any] = {}
+    if held_out := _files(config.held_out):
+        check_disjoint(train_file, held_out)
+        board["held_out_writers"] = held_out_writers(systems, held_out)
+    if ood := _files(config.ood):
+        board["out_of_domain"] = out_of_domain(systems, ood)
+    return board
+
+
+def scoreboard(scorer: Scorer, train_file: str, validation_file: str, config: ScoreboardConfig) -> dict[str, Any]:
+    systems = systems_for(scorer, train_file, validation_file)
+    board: dict[str, Any] = {"model": {"name": scorer.info.name, "version": scorer.info.version}}
+    board.update(generalisation(systems, train_file, config))
+    if len(slices := _files(config.training_slices)) > 1:
+        board["baselines_leave_one_slice_out"] = leave_one_slice_out(slices, scorer.info.threshold_objective)
+    invariance_set = load_labelled([config.invariance_file])
+    board["invariance"] = {
+        system.name: invariance(system, invariance_set, config.context_swaps, config.seed) for system in systems
+    }
+    if probe_files := _files(config.probes):
+        board["probes"] = probes(systems, probe_files)
+    return board
+
+
+def headline_metrics(board: dict[str, Any]) -> dict[str, float | None]:
+    """The flat numbers `dvc metrics show` prints: held-out writers first."""
+    metrics: dict[str, float | None] = {}
+    for name, report in board.get("held_out_writers", {}).get("pooled", {}).items():
+        metrics[f"held_out_{name}_macro_f1"] = report["macro_f1"]
+        for label in RISK_LABELS:
+            metrics[f"held_out_{name}_{label}_recall"] = report[label]["recall"]
+            metrics[f"held_out_{name}_{label}_recall_at_p85"] = report[label]["recall_at_precision_0.85"]
+    for name, report in board.get("baselines_leave_one_slice_out", {}).items():
+        metrics[f"loso_{name}_macro_f1"] = report["pooled_macro_f1"]
+    for name, rates in board.get("out_of_domain", {}).items():
+        if isinstance(rates, dict):
+            metrics.update({f"ood_{name}_{key}": value for key, value in rates.items()})
+    for name, report in board.get("invariance", {}).items():
+        swap = report["context_swap"]
+        metrics.update(
+            {f"context_swap_{name}_{label}_on_neutral": swap[f"{label}_on_neutral_replies"] for label in RISK_LABELS}
+        )
+        metrics[f"surface_noise_{name}_changed"] = report["surface_noise"]["all_labels_all_kinds"]
+    return metrics
+
+
+def write_scoreboard(board: dict[str, Any], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "scoreboard.json").write_text(json.dumps(board, ensure_ascii=False, indent=2), encoding="utf-8")
+    (out_dir / "metrics.json").write_text(json.dumps(headline_metrics(board), indent=2), encoding="utf-8")
+
+
+def tracked_scoreboard(model: str, train: TrainConfig, config: ScoreboardConfig) -> dict[str, Any]:
+    """The scoreboard as its own MLflow run; files under `config.out_dir` (metrics.json for DVC)."""
+    import mlflow
+
+    from ml.tracking import start_run
+
+    with start_run("scoreboard"):
+        board = scoreboard(Scorer.load(model), train.train_file, train.validation_file, config)
+        board["headline"] = headline_metrics(board)
+        write_scoreboard(board, Path(config.out_dir))
+        mlflow.log_params({"model": model, "version": board["model"]["version"]})
+        mlflow.log_metrics({k: v for k, v in board["headline"].items() if v is not None})
+        mlflow.log_artifacts(config.out_dir, artifact_path="scoreboard")
+    return board

@@ -1,0 +1,105 @@
+"""The generalisation scoreboard on tiny inputs: folds never share a writer's slice, held-out sets
+are refused when they overlap training, OOD false-positive rates and invariance are computed right."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import corpus_sample, write_jsonl
+
+from ml.augment import MAX_NOISE_SHARE, augment
+from ml.data import load_labelled
+from ml.labels import LABELS
+from ml.scoreboard import (
+    System,
+    check_disjoint,
+    invariance,
+    leave_one_slice_out,
+    model_system,
+    out_of_domain,
+    slice_folds,
+)
+
+
+def labelled(id_, text, context="", **labels):
+    return {
+        "id": id_,
+        "text": text,
+        "context": context,
+        "scenario": "service",
+        "channel": "chat",
+        "labels": {label: labels.get(label, 0) for label in LABELS},
+    }
+
+
+def test_no_slice_is_on_both_sides_of_a_fold(tmp_path):
+    rows = corpus_sample(90)
+    files = [write_jsonl(tmp_path / f"slice_{k}.jsonl", rows[k * 30 : (k + 1) * 30]) for k in range(3)]
+    folds = slice_folds(files)
+    assert [held for _, held in folds] == files
+    for train_files, held in folds:
+        assert held not in train_files and len(train_files) == 2
+    report = leave_one_slice_out(files, {})
+    assert set(report["tfidf_logreg"]["per_slice"]) == {"slice_0", "slice_1", "slice_2"}
+
+
+def test_a_held_out_set_that_overlaps_training_is_refused(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [labelled("a", "您好，请问有什么可以帮您？")])
+    fresh = write_jsonl(tmp_path / "fresh.jsonl", [labelled("b", "请稍等，我帮您查一下。")])
+    leaked = write_jsonl(tmp_path / "leaked.jsonl", [labelled("c", "您好 请问有什么可以帮您")])  # same text, new id
+    check_disjoint(str(train), [fresh])
+    with pytest.raises(ValueError, match="shares 1 records"):
+        check_disjoint(str(train), [fresh, leaked])
+
+
+def constant_system(decisions: dict[str, int], reads_context=False) -> System:
+    row = np.array([[decisions.get(label, 0) for label in LABELS]], dtype=float)
+    return System(
+        "fixed", lambda texts, contexts: np.repeat(row, len(texts), axis=0), dict.fromkeys(LABELS, 0.5), reads_context
+    )
+
+
+def test_out_of_domain_false_positive_rates(tmp_path):
+    rows = [labelled(str(i), f"您好，第{i}个问题已处理。", polite=1, clear=1) for i in range(8)]
+    rows += [labelled("e", "理解您着急，我马上帮您加急处理。", polite=1, clear=1, empathetic=1)]
+    path = write_jsonl(tmp_path / "ood.jsonl", rows)
+    report = out_of_domain([constant_system({"threatening": 1, "polite": 1})], [path])
+    assert report["records"] == 9
+    fixed = report["fixed"]
+    assert fixed["threatening_fpr"] == 1.0 and fixed["privacy_risk_fpr"] == 0.0 and fixed["empathetic_fpr"] == 0.0
+    assert fixed["polite_f1"] == 1.0 and fixed["clear_f1"] == 0.0
+
+
+def test_invariance_counts_decisions_that_follow_the_context(tmp_path, tiny_scorer):
+    rows = [labelled(str(i), f"好的，第{i}期已经入账。", context=f"第{i}期到账了吗") for i in range(6)]
+    dataset = load_labelled([write_jsonl(tmp_path / "set.jsonl", rows)])
+
+    def follows_context(texts, contexts):  # a threat whenever there is any context: the failure we measure
+        out = np.zeros((len(texts), len(LABELS)))
+        out[:, LABELS.index("threatening")] = [1.0 if c else 0.0 for c in contexts]
+        return out
+
+    hijacked = invariance(System("hijacked", follows_context, dict.fromkeys(LABELS, 0.5), True), dataset, 3)
+    swap = hijacked["context_swap"]
+    assert swap["threatening_on_neutral_replies"] == pytest.approx(0.25)  # only the no-context variant of 4 changes
+    assert swap["polite"] == 0.0 and hijacked["surface_noise"]["all_labels_all_kinds"] == 0.0
+    steady = invariance(constant_system({"polite": 1}, reads_context=True), dataset, 3)
+    assert steady["context_swap"]["threatening_on_neutral_replies"] == 0.0
+    real = invariance(model_system(tiny_scorer), dataset, 3)
+    assert 0.0 <= real["surface_noise"]["all_labels_all_kinds"] <= 1.0
+    assert set(real["surface_noise"]) >= {"traditional", "leading_mention", "asr_underscores"}
+    json.dumps(real)  # plain numbers, ready for the metrics file
+
+
+def test_augmentation_drops_contexts_and_adds_bounded_noise_copies(tmp_path):
+    rows = [labelled(str(i), f"您好，您本期应还{i}00元。", context="要还多少", threatening=i % 2) for i in range(200)]
+    dataset = load_labelled([write_jsonl(tmp_path / "train.jsonl", rows)])
+    augmented, summary = augment(dataset, context_dropout=0.3, noise_share=0.1, seed=1)
+    assert 40 <= summary["contexts_dropped"] <= 80 and 0 < summary["noise_copies"] <= 20
+    copies = [r for r in augmented.to_list() if r["source"].startswith("augmented:")]
+    originals = {r["id"]: r for r in dataset.to_list()}
+    for copy in copies:
+        original = originals[copy["id"].split("~")[0]]
+        assert copy["text"] != original["text"] and [copy[k] for k in LABELS] == [original[k] for k in LABELS]
+    with pytest.raises(ValueError):
+        augment(dataset, 0.0, MAX_NOISE_SHARE + 0.01, 1)
