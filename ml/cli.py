@@ -280,8 +280,8 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from ml.api import create_app, timed_protocol
     from ml.scorer import Scorer
+    from ml.serving import create_app, timed_protocol
 
     settings = project_config(config)
     scorer = Scorer.load(model, **settings.score.scorer_options())  # a broken model fails here, in one line

@@ -117,7 +117,7 @@ class LiveServer:
 
         import uvicorn
 
-        from ml.api import timed_protocol
+        from ml.serving import timed_protocol
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

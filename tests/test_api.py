@@ -1,9 +1,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.api import create_app
 from ml.config import ServeConfig
 from ml.labels import LABELS
+from ml.serving import create_app
 
 
 @pytest.fixture()

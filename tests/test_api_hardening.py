@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.api import create_app
 from ml.config import ServeConfig
+from ml.serving import create_app
 
 
 @pytest.fixture()

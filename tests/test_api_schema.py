@@ -6,7 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from ml.api import create_app
+from ml.serving import create_app
 
 
 @pytest.mark.parametrize("api_key", [None, "k1"], ids=["open", "with-keys"])
