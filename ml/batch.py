@@ -26,6 +26,7 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ml.labels import LABELS
+from ml.pii import find_pii, redact
 from ml.scorer import InvalidReply, Scorer
 from ml.tabular import (
     clean_text_values,
@@ -39,7 +40,7 @@ from ml.tabular import (
     write_part,
 )
 
-SCORE_COLUMNS = [f"p_{label}" for label in LABELS] + list(LABELS) + ["error"]
+SCORE_COLUMNS = [f"p_{label}" for label in LABELS] + list(LABELS) + ["pii", "error"]
 
 
 class JobError(ValueError):
@@ -110,8 +111,17 @@ def score_chunk(
         out[f"p_{label}"] = column
     for j, label in enumerate(LABELS):
         out[label] = (out[f"p_{label}"] >= scorer.thresholds[j]).astype("Int8")
+    out["pii"] = [json.dumps([f.to_dict() for f in find_pii(raw)]) if isinstance(raw, str) else "" for raw in raw_texts]
     out["error"] = pd.Series(errors, index=out.index, dtype="string")
     return clean_text_values(out)
+
+
+def redact_columns(frame: pd.DataFrame, columns: list[str | None]) -> pd.DataFrame:
+    """Identifiers, phone numbers and codes in these text columns masked but for their last four
+    characters (same length, so the `pii` offsets still point at them)."""
+    for column in (c for c in columns if c and c in frame):
+        frame[column] = frame[column].map(lambda v: redact(v) if isinstance(v, str) else v)
+    return frame
 
 
 # ---------------------------------------------------------------- one job per output
@@ -177,10 +187,12 @@ class ScoreJob:
         id_col: str | None = "id",
         chunk_rows: int = 2000,
         encoding: str | None = None,
+        redact: bool = False,
     ) -> None:
         self.scorer, self.source, self.output = scorer, source, output
         self.text_col, self.context_col, self.id_col = text_col, context_col, id_col
         self.chunk_rows = chunk_rows
+        self.redact = redact
         self.encoding = detect_encoding(source, encoding)
 
     def run(self, resume: bool = False, show_progress: bool = True) -> JobCounts:
@@ -209,6 +221,7 @@ class ScoreJob:
             "model": {"source": self.scorer.source, "name": self.scorer.info.name, "version": self.scorer.info.version},
             "thresholds": self.scorer.info.thresholds,
             "limits": {"max_chars": self.scorer.max_chars, "max_context_chars": self.scorer.max_context_chars},
+            "redact": self.redact,
         }
 
     def _run_to_file(self, output: Path, resume: bool, show_progress: bool) -> JobCounts:
@@ -239,6 +252,8 @@ class ScoreJob:
         scored = score_chunk(
             self.scorer, frame, self.text_col, self.context_col, self.id_col, counts.rows, self.encoding
         )
+        if self.redact:
+            scored = redact_columns(scored, [self.text_col, self.context_col])
         errors = [e for e in scored["error"] if isinstance(e, str)]
         counts.errors += len(errors)
         counts.scored += len(scored) - len(errors)

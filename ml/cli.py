@@ -245,6 +245,7 @@ def score(
         None, help="Input text encoding: utf-8, utf-8-sig, gbk, gb18030 or utf-16 (default: from the BOM, else utf-8)."
     ),
     resume: bool = typer.Option(False, help="Continue an interrupted run of the same job."),
+    redact: bool = typer.Option(False, help="Mask ID, card and phone numbers and codes in the text columns."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch and chunk size)."),
 ) -> None:
     """Score every row of an archive; every input row appears in the output, scored or with its error.
@@ -255,7 +256,7 @@ def score(
     settings = project_config(config).score
     try:
         scorer = Scorer.load(model, **settings.scorer_options())
-        job = ScoreJob(scorer, source, output, text_col, context_col, id_col, settings.chunk_rows, encoding)
+        job = ScoreJob(scorer, source, output, text_col, context_col, id_col, settings.chunk_rows, encoding, redact)
         counts = job.run(resume=resume, show_progress=output != "-" and sys.stderr.isatty())
     except NothingScored as error:
         console.print(f"[red]{error}[/red] (every row is in {output} with its error)")
@@ -302,12 +303,13 @@ def report(
     summary: Path | None = typer.Option(None, help="Also write the numbers as JSON (and a CSV beside it)."),
     model: str = typer.Option("models/default", help="Model whose name, version and test metrics the report shows."),
     timezone: str = typer.Option("Asia/Shanghai", help="Time zone of the report's days; naive timestamps are in it."),
+    show_pii: bool = typer.Option(False, help="Show ID, card and phone numbers unmasked (masked by default)."),
 ) -> None:
     """A self-contained HTML report for QA leads, plus a JSON/CSV summary for BI tools."""
     from ml.report import build_report
 
     try:
-        written = build_report(scored, output, summary, model, timezone)
+        written = build_report(scored, output, summary, model, timezone, show_pii)
     except (ValueError, OSError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None

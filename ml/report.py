@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader
 
 from ml.batch import SCORE_COLUMNS
 from ml.labels import LABELS
+from ml.pii import find_pii, redact
 from ml.scorer import InvalidReply, ModelInfo, Scorer, resolve_model_source
 from ml.tabular import fixed_columns, read_chunks
 
@@ -124,8 +125,11 @@ def summarise(frame: pd.DataFrame, timezone: str = DEFAULT_TIMEZONE) -> dict[str
     return summary
 
 
-def severe_replies(frame: pd.DataFrame, scorer: Scorer | None, limit: int = 15) -> list[dict[str, Any]]:
-    """The flagged replies with the highest threatening/privacy_risk probability, with evidence."""
+def severe_replies(
+    frame: pd.DataFrame, scorer: Scorer | None, limit: int = 15, show_pii: bool = False
+) -> list[dict[str, Any]]:
+    """The flagged replies with the highest threatening/privacy_risk probability, with evidence and
+    the personal data found by rule; identifiers are masked unless `show_pii`."""
     scored = frame[frame["error"].isna()].copy()
     flagged = scored[(scored["threatening"] == 1) | (scored["privacy_risk"] == 1)]
     flagged = flagged.assign(severity=flagged[[f"p_{label}" for label in RISK_LABELS]].max(axis=1))
@@ -141,6 +145,8 @@ def severe_replies(frame: pd.DataFrame, scorer: Scorer | None, limit: int = 15) 
                 evidence = {label: result.evidence.get(label, []) for label in labels}
             except InvalidReply:  # e.g. a context edited after scoring; show the reply without evidence
                 evidence = {}
+        reply, context = text.strip(), str(row.get("context", "") or "")
+        findings = find_pii(reply)
         rows.append(
             {
                 "id": row.get("id", ""),
@@ -149,8 +155,9 @@ def severe_replies(frame: pd.DataFrame, scorer: Scorer | None, limit: int = 15) 
                 "time": row.get("timestamp", ""),
                 "labels": labels,
                 "severity": round(float(row["severity"]), 3),
-                "context": str(row.get("context", "") or ""),
-                "html": highlight(text.strip(), evidence),
+                "context": context if show_pii else redact(context),
+                "html": highlight(reply if show_pii else redact(reply, findings), evidence),
+                "pii": [{"kind": f.kind, "validated": f.validated} for f in findings],
             }
         )
     return rows
@@ -212,6 +219,7 @@ def build_report(
     summary_file: Path | None,
     model: str,
     timezone: str = DEFAULT_TIMEZONE,
+    show_pii: bool = False,
 ) -> list[Path]:
     frame = load_scored(scored_file)
     location = resolve_model_source(model)
@@ -226,7 +234,8 @@ def build_report(
         summary=summary,
         csp=CONTENT_SECURITY_POLICY,
         labels=LABELS,
-        severe=severe_replies(frame, scorer),
+        severe=severe_replies(frame, scorer, show_pii=show_pii),
+        show_pii=show_pii,
         trend=trend_chart(summary["breakdowns"]["day"]) if summary["breakdowns"].get("day") else None,
     )
     output.parent.mkdir(parents=True, exist_ok=True)

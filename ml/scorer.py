@@ -24,6 +24,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ml.encoding import encode_replies
 from ml.labels import LABELS
+from ml.pii import Finding, find_pii
 from ml.runtime import best_device, configure_cpu_threads
 from ml.text import SURROGATE
 
@@ -77,6 +78,7 @@ class ReplyScore:
     model: str
     version: str
     evidence: dict[str, list[Span]] | None = None
+    pii: list[Finding] = field(default_factory=list)  # identifiers and requests for secrets, by rule
 
 
 @dataclass
@@ -297,6 +299,8 @@ class Scorer:
         context_list = [self.check_context(context, i) for context, i in zip(raw_contexts, where)]
         probabilities = self.predict_proba(text_list, context_list, deadline)
         results = [self._result(row) for row in probabilities]
+        for result, raw in zip(results, raw_texts):
+            result.pii = find_pii(raw)
         if explain:
             for result, raw, text, context in zip(results, raw_texts, text_list, context_list):
                 positives = [label for label, decided in result.decisions.items() if decided]

@@ -166,7 +166,7 @@ def test_keys_that_change_between_chunks_keep_their_columns(tiny_scorer, tmp_pat
     assert result["team"].fillna("").tolist() == ["", "", "T9", "T9", ""]
     assert [str(v) for v in result["amount"].fillna("")] == ["", "", "", "12", "12元"]
     if suffix != ".jsonl":  # one header: the scores stay the last columns
-        assert list(result.columns[-11:]) == [f"p_{label}" for label in LABELS] + list(LABELS) + ["error"]
+        assert list(result.columns[-12:]) == [f"p_{label}" for label in LABELS] + list(LABELS) + ["pii", "error"]
     assert result["error"].isna().all() or (result["error"].fillna("") == "").all()
 
 

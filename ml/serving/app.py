@@ -36,6 +36,7 @@ from ml.scorer import DeadlineExceeded, InvalidReply, Scorer
 from ml.serving.guard import ApiKeys, RequestGuard
 from ml.serving.schemas import (
     ModelOut,
+    PiiOut,
     ReplyIn,
     ScoreOut,
     ScoreRequest,
@@ -192,7 +193,13 @@ def create_app(
         evidence = None
         if result.evidence is not None:
             evidence = {label: [SpanOut(**vars(span)) for span in spans] for label, spans in result.evidence.items()}
-        return ScoreOut(id=reply.id, probabilities=result.probabilities, decisions=result.decisions, evidence=evidence)
+        return ScoreOut(
+            id=reply.id,
+            probabilities=result.probabilities,
+            decisions=result.decisions,
+            evidence=evidence,
+            pii=[PiiOut(**finding.to_dict()) for finding in result.pii],
+        )
 
     @app.get(
         "/v1/model", response_model=ModelOut, dependencies=[Depends(require_key)], responses=error_responses(401, 503)

@@ -75,11 +75,22 @@ class SpanOut(BaseModel):
     weight: float
 
 
+class PiiOut(BaseModel):
+    kind: str = Field(
+        description="id_card, bank_card, mobile, landline, verification_code, code_request, "
+        "password_request, cvv_request or address."
+    )
+    start: int = Field(description="Offset in the text as sent.")
+    end: int
+    validated: bool = Field(description="True when a checksum or numbering-plan library confirmed it.")
+
+
 class ScoreOut(BaseModel):
     id: str | None = Field(None, description="Your id, echoed back; absent when you sent none.")
     probabilities: dict[str, float]
     decisions: dict[str, bool]
     evidence: dict[str, list[SpanOut]] | None = Field(None, description="Only with `explain: true`.")
+    pii: list[PiiOut] = Field(default_factory=list, description="Personal data found by rule in the reply.")
 
 
 class ScoreResponse(BaseModel):
