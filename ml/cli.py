@@ -15,6 +15,8 @@ from ml.config import ProjectConfig, load_config
 app = typer.Typer(help="Reply-quality classifier for online-lending agents.", no_args_is_help=True)
 data_app = typer.Typer(help="Labelled data: validate, describe, split; the unlabelled corpus.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+review_app = typer.Typer(help="QA review through Label Studio: export tasks, import decisions.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the terminal width
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
@@ -315,6 +317,44 @@ def report(
         raise typer.Exit(2) from None
     for path in written:
         typer.echo(str(path))
+
+
+@review_app.command("export")
+def review_export(
+    scored: Path = typer.Argument(..., help="A file written by `replyqa score`."),
+    output: Path = typer.Option(..., "--output", "-o", help="Label Studio tasks (JSON); the config goes beside it."),
+    select: str = typer.Option("uncertain", help="uncertain (nearest a threshold), flagged or random."),
+    n: int = typer.Option(300, help="How many replies."),
+    per_agent: int = typer.Option(20, help="At most this many replies of one agent."),
+    model: str = typer.Option("models/default", help="Model whose thresholds define uncertainty."),
+) -> None:
+    """Write Label Studio tasks with the model's decisions as pre-annotations, plus the labelling config."""
+    from ml.review import export_tasks
+
+    try:
+        typer.echo(json.dumps(export_tasks(scored, output, model, select, n, per_agent)))
+    except (ValueError, OSError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
+@review_app.command("import")
+def review_import(
+    export: Path = typer.Argument(..., help="A Label Studio JSON export."),
+    output: Path = typer.Option(..., "--output", "-o", help="Records to write, e.g. data/labelled/review-DATE.jsonl."),
+) -> None:
+    """Turn agreed reviews into validated records (source: reviewed); list conflicts, count skips."""
+    from ml.review import import_annotations, write_import
+
+    try:
+        tasks = json.loads(export.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:
+        console.print(f"[red]{export}: {error}[/red]")
+        raise typer.Exit(2) from None
+    if not isinstance(tasks, list):
+        console.print(f"[red]{export}: expected a Label Studio JSON export (a list of tasks)[/red]")
+        raise typer.Exit(2)
+    typer.echo(json.dumps(write_import(import_annotations(tasks), output)))
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Deterministic, seeded train/validation/test split, stratified over label combinations.
 
 Minimal pairs (shared `pair` id) and near-duplicates form groups that always land in one split,
-so no test record has a near-twin in training.
+so no test record has a near-twin in training. Reviewed records go to train only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from ml.data import Record, near_duplicate_pairs
 from ml.labels import LABELS
 
 SPLITS = ("train", "validation", "test")
+# Records imported from QA review (`replyqa review import`) train the model but never evaluate it,
+# with their near-duplicates; mark them `reviewed:eval` to let them into evaluation.
+TRAIN_ONLY_SOURCE = "reviewed"
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -55,9 +58,12 @@ def split_records(
     records = sorted(records, key=lambda r: r.id)  # the split depends on ids and seed, not on file order
     rng = random.Random(seed)
     strata: dict[str, list[list[int]]] = defaultdict(list)
-    for group in record_groups(records, threshold):
-        strata[label_key(records[group[0]])].append(group)
     assignment: dict[str, list[int]] = {name: [] for name in SPLITS}
+    for group in record_groups(records, threshold):
+        if any(records[i].source == TRAIN_ONLY_SOURCE for i in group):  # QA corrections: training data
+            assignment["train"] += group
+        else:
+            strata[label_key(records[group[0]])].append(group)
     for key in sorted(strata):
         groups = strata[key]
         rng.shuffle(groups)
