@@ -36,7 +36,9 @@ for weight in (0.0, 0.25, 0.5, 0.75, 1.0):  # weight of the BERT
     ood_y = label_matrix(sets["out_of_domain"]).astype(bool)
     ood_decided = mix["out_of_domain"] >= cutoffs
     results[f"bert_weight_{weight}"] = {
-        "validation_macro_f1": label_metrics(label_matrix(validation).astype(int), mix["validation"], thresholds)["macro_f1"],
+        "validation_macro_f1": label_metrics(label_matrix(validation).astype(int), mix["validation"], thresholds)[
+            "macro_f1"
+        ],
         "held_out_macro_f1": held["macro_f1"],
         "held_out_threatening_recall": held["threatening"]["recall"],
         "held_out_privacy_risk_recall": held["privacy_risk"]["recall"],
