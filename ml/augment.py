@@ -15,20 +15,14 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from functools import lru_cache
 
 from datasets import Dataset
+
+from ml.text import to_traditional
 
 MAX_NOISE_SHARE = 0.15
 _PUNCT = re.compile(r"[，。！？：；、,.!?:;]")
 _WIDTH = str.maketrans("，。！？：；,.!?:;", ",.!?:;，。！？：；")
-
-
-@lru_cache(maxsize=1)
-def _s2t():
-    import opencc
-
-    return opencc.OpenCC("s2t")
 
 
 def _spaces(text: str, rng: random.Random) -> str:
@@ -40,7 +34,7 @@ NOISE: dict[str, Callable[[str, random.Random], str]] = {
     "punctuation_dropped": lambda t, rng: _PUNCT.sub("", t),
     "asr_spaces": _spaces,
     "emoji": lambda t, rng: t + rng.choice(["😊", "🙏", "👍", "~", "～～"]),
-    "traditional": lambda t, rng: _s2t().convert(t),
+    "traditional": lambda t, rng: to_traditional(t),
 }
 
 

@@ -16,7 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
+from ml.data import label_matrix
 from ml.labels import LABELS
+from ml.metrics import tune_thresholds
 from ml.text import normalise_for_model
 
 
@@ -78,3 +80,13 @@ class TfidfLogReg:
 
 
 BASELINES = (KeywordRules, TfidfLogReg)
+
+
+def fit_baselines(train, tune, objectives: dict[str, str]) -> list[tuple[KeywordRules | TfidfLogReg, dict[str, float]]]:
+    """Each baseline fitted on `train` with its thresholds tuned on `tune` (labelled datasets), the
+    way the model's thresholds are tuned on validation."""
+    fitted = []
+    for baseline_class in BASELINES:
+        baseline = baseline_class().fit(train["text"], label_matrix(train))
+        fitted.append((baseline, tune_thresholds(label_matrix(tune), baseline.predict_proba(tune["text"]), objectives)))
+    return fitted

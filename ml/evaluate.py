@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from ml.baselines import BASELINES
+from ml.baselines import fit_baselines
 from ml.config import TrainConfig
 from ml.data import label_matrix, load_labelled
 from ml.labels import LABELS
-from ml.metrics import calibration, label_metrics, pr_curve_points, tune_thresholds
+from ml.metrics import calibration, label_metrics, pr_curve_points
 from ml.scorer import ModelInfo, Scorer
 from ml.tracking import start_run
 
@@ -31,13 +31,8 @@ def baseline_reports(
     train_file: str, validation_file: str, test, y_test: np.ndarray, objectives: dict[str, str]
 ) -> dict[str, Any]:
     """Fit each baseline on the train split, tune its thresholds on validation like the model's."""
-    train, validation = load_labelled([train_file]), load_labelled([validation_file])
-    reports = {}
-    for baseline_class in BASELINES:
-        baseline = baseline_class().fit(train["text"], label_matrix(train))
-        thresholds = tune_thresholds(label_matrix(validation), baseline.predict_proba(validation["text"]), objectives)
-        reports[baseline.name] = label_metrics(y_test, baseline.predict_proba(test["text"]), thresholds)
-    return reports
+    fitted = fit_baselines(load_labelled([train_file]), load_labelled([validation_file]), objectives)
+    return {b.name: label_metrics(y_test, b.predict_proba(test["text"]), thresholds) for b, thresholds in fitted}
 
 
 def worst_errors(

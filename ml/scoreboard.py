@@ -15,20 +15,21 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from opencc import OpenCC
 
-from ml.baselines import BASELINES
+from ml.baselines import fit_baselines
 from ml.config import ScoreboardConfig, TrainConfig
 from ml.data import expand_paths, label_matrix, load_labelled, normalise_text
 from ml.labels import LABELS
-from ml.metrics import label_metrics, recall_at_precision, tune_thresholds
+from ml.metrics import label_metrics, recall_at_precision
 from ml.scorer import Scorer
+from ml.text import to_traditional
 
 RISK_LABELS = ("threatening", "privacy_risk")
 
@@ -53,23 +54,16 @@ def model_system(scorer: Scorer) -> System:
 
 def baseline_systems(train_file: str, validation_file: str, objectives: dict[str, str]) -> list[System]:
     """Each baseline fitted on the model's train split, thresholds tuned on its validation split."""
-    train, validation = load_labelled([train_file]), load_labelled([validation_file])
-    systems = []
-    for baseline_class in BASELINES:
-        baseline = baseline_class().fit(train["text"], label_matrix(train))
-        thresholds = tune_thresholds(label_matrix(validation), baseline.predict_proba(validation["text"]), objectives)
-        systems.append(System(baseline.name, lambda t, c, b=baseline: b.predict_proba(t), thresholds, False))
-    return systems
+    fitted = fit_baselines(load_labelled([train_file]), load_labelled([validation_file]), objectives)
+    return [System(b.name, lambda t, c, b=b: b.predict_proba(t), thresholds, False) for b, thresholds in fitted]
 
 
 # ---------------------------------------------------------------- 1. held-out writers
 
 
-def set_metrics(system: System, dataset) -> dict[str, Any]:
+def set_metrics(y: np.ndarray, probabilities: np.ndarray, thresholds: dict[str, float]) -> dict[str, Any]:
     """label_metrics plus, for the risk labels, the best recall reachable at precision >= 0.85."""
-    y = label_matrix(dataset).astype(int)
-    probabilities = system.predict(dataset["text"], dataset["context"])
-    report = label_metrics(y, probabilities, system.thresholds)
+    report = label_metrics(y, probabilities, thresholds)
     for label in RISK_LABELS:
         i = LABELS.index(label)
         report[label]["recall_at_precision_0.85"] = recall_at_precision(y[:, i], probabilities[:, i], 0.85)
@@ -77,11 +71,17 @@ def set_metrics(system: System, dataset) -> dict[str, Any]:
 
 
 def held_out_writers(systems: list[System], files: list[Path]) -> dict[str, Any]:
-    pooled = load_labelled(files)
-    result: dict[str, Any] = {"files": [str(f) for f in files], "records": len(pooled), "pooled": {}, "per_file": {}}
+    """Per file and pooled; each system scores each file once."""
+    sets = [load_labelled([f]) for f in files]
+    truths = [label_matrix(d).astype(int) for d in sets]
+    result: dict[str, Any] = {"files": [str(f) for f in files], "records": sum(len(d) for d in sets)}
+    result["pooled"], result["per_file"] = {}, {}
     for system in systems:
-        result["pooled"][system.name] = set_metrics(system, pooled)
-        result["per_file"][system.name] = {f.stem: set_metrics(system, load_labelled([f]))["macro_f1"] for f in files}
+        predicted = [system.predict(d["text"], d["context"]) for d in sets]
+        result["pooled"][system.name] = set_metrics(np.vstack(truths), np.vstack(predicted), system.thresholds)
+        result["per_file"][system.name] = {
+            f.stem: label_metrics(y, p, system.thresholds)["macro_f1"] for f, y, p in zip(files, truths, predicted)
+        }
     return result
 
 
@@ -104,24 +104,21 @@ def check_disjoint(training_file: str, held_out: list[Path]) -> None:
 def leave_one_slice_out(files: list[Path], objectives: dict[str, str], seed: int = 13) -> dict[str, Any]:
     """Baselines only (cheap to refit): each slice held out in turn, fitted on the others (thresholds
     tuned on a seeded 10% of them); macro-F1 per held-out slice and pooled over all predictions."""
-    result: dict[str, Any] = {}
-    for baseline_class in BASELINES:
-        truths, decisions, per_slice = [], [], {}
-        for train_files, held in slice_folds(files):
-            train = load_labelled(train_files)
-            order = np.random.default_rng(seed).permutation(len(train))
-            cut = len(train) // 10
-            fit_rows, tune_rows = train.select(order[cut:]), train.select(order[:cut])
-            baseline = baseline_class().fit(fit_rows["text"], label_matrix(fit_rows))
-            thresholds = tune_thresholds(label_matrix(tune_rows), baseline.predict_proba(tune_rows["text"]), objectives)
-            test = load_labelled([held])
+    truths, decisions, per_slice = [], defaultdict(list), defaultdict(dict)
+    for train_files, held in slice_folds(files):
+        train, test = load_labelled(train_files), load_labelled([held])
+        order = np.random.default_rng(seed).permutation(len(train))
+        cut = len(train) // 10
+        y = label_matrix(test).astype(int)
+        truths.append(y)
+        for baseline, thresholds in fit_baselines(train.select(order[cut:]), train.select(order[:cut]), objectives):
             p = baseline.predict_proba(test["text"])
-            per_slice[held.stem] = label_metrics(label_matrix(test).astype(int), p, thresholds)["macro_f1"]
-            truths.append(label_matrix(test).astype(int))
-            decisions.append(p >= np.array([thresholds[label] for label in LABELS]))
-        y, decided = np.vstack(truths), np.vstack(decisions).astype(float)
-        pooled = label_metrics(y, decided, dict.fromkeys(LABELS, 0.5))
-        result[baseline_class.name] = {"per_slice": per_slice, "pooled_macro_f1": pooled["macro_f1"], "pooled": pooled}
+            per_slice[baseline.name][held.stem] = label_metrics(y, p, thresholds)["macro_f1"]
+            decisions[baseline.name].append(p >= np.array([thresholds[label] for label in LABELS]))
+    result: dict[str, Any] = {}
+    for name, decided in decisions.items():
+        pooled = label_metrics(np.vstack(truths), np.vstack(decided).astype(float), dict.fromkeys(LABELS, 0.5))
+        result[name] = {"per_slice": per_slice[name], "pooled_macro_f1": pooled["macro_f1"], "pooled": pooled}
     return result
 
 
@@ -149,15 +146,6 @@ def out_of_domain(systems: list[System], files: list[Path]) -> dict[str, Any]:
 # ---------------------------------------------------------------- 3. invariance
 
 
-_T2S_INVERSE = None
-
-
-def _to_traditional(text: str) -> str:
-    global _T2S_INVERSE
-    _T2S_INVERSE = _T2S_INVERSE or OpenCC("s2t")
-    return _T2S_INVERSE.convert(text)
-
-
 FULL_TO_HALF = str.maketrans("，。！？：；（）“”‘’", ",.!?:;()\"\"''")
 HALF_TO_FULL = str.maketrans(",.!?:;()", "，。！？：；（）")
 PUNCTUATION = re.compile(r"[，。！？：；、,.!?:;\"'“”‘’（）()…~～]")
@@ -169,7 +157,7 @@ SURFACE_NOISE: dict[str, Callable[[str], str]] = {
     "asr_underscores": lambda t: "_".join(PUNCTUATION.sub(" ", t).split()),
     "leading_mention": lambda t: "@用户7391 " + t,
     "emoji": lambda t: t + " 🙂",
-    "traditional": _to_traditional,
+    "traditional": to_traditional,
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ import numpy as np
 from ml.config import CoverageTargets
 from ml.data import Record, unintended_duplicates
 from ml.labels import CHANNELS, LABELS, SCENARIOS
+from ml.text import to_simplified
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 HALF_WIDTH_PUNCT = re.compile(r"[\u4e00-\u9fff][,.?!:;]|[,.?!:;][\u4e00-\u9fff]")
@@ -19,15 +19,8 @@ LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 PRODUCT_WORDS = {"app", "id"}  # "App" and "ID" are ordinary in Chinese agent speech, not mixed English
 
 
-@lru_cache(maxsize=1)
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
 def has_traditional(text: str) -> bool:
-    return _t2s().convert(text) != text
+    return to_simplified(text) != text
 
 
 def noise_kinds(record: Record) -> set[str]:
