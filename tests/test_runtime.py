@@ -1,0 +1,82 @@
+"""The CPU inference path: ONNX export agrees with PyTorch, the saved tokenizer carries the text
+normalisation (so a plain transformers pipeline agrees with the Scorer), and the quality gate decides."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ml import Scorer
+from ml.labels import LABELS
+
+TEXTS = [
+    "您好，您本期应还1,280元，还款日是6月15日。",
+    "這個月的帳單已經出了，請您按時還款。",  # Traditional characters
+    "ＡＰＰ裡面可以一鍵還款哦～",  # full-width letters, Traditional
+    "好",
+    "再不还钱，明天就把你的欠款信息发到你通讯录所有人手机上。" * 3,
+]
+CONTEXTS = ["我这个月要还多少？", "", "怎麼還款？", "谢谢", "客户说了很长很长的话" * 30]
+
+
+def test_onnx_fp32_agrees_with_torch(tiny_trained_model):
+    torch_scorer = Scorer.load(tiny_trained_model, runtime="torch")
+    onnx_scorer = Scorer.load(tiny_trained_model, runtime="onnx", precision="fp32")
+    assert onnx_scorer.runtime == "onnx-fp32" and torch_scorer.runtime == "torch-fp32"
+    for contexts in (CONTEXTS, None):
+        expected = torch_scorer.predict_proba(TEXTS, contexts)
+        np.testing.assert_allclose(onnx_scorer.predict_proba(TEXTS, contexts), expected, atol=1e-3)
+    # batches of mixed lengths (padding) give the same numbers as one reply at a time
+    one_by_one = np.vstack([onnx_scorer.predict_proba([t], [c]) for t, c in zip(TEXTS, CONTEXTS)])
+    np.testing.assert_allclose(onnx_scorer.predict_proba(TEXTS, CONTEXTS), one_by_one, atol=1e-4)
+
+
+def test_default_runtime_is_what_the_export_recorded(tiny_trained_model):
+    recorded = json.loads((tiny_trained_model / "labels.json").read_text(encoding="utf-8"))["cpu_runtime"]
+    gate = recorded["int8_gate"]
+    assert set(gate["sets"]) == {"validation", "test"}
+    assert recorded["precision"] == ("int8" if gate["passed"] else "fp32")
+    assert Scorer.load(tiny_trained_model).runtime == f"onnx-{recorded['precision']}"
+
+
+def test_int8_export_runs_and_stays_close(tiny_trained_model):
+    fp32 = Scorer.load(tiny_trained_model, runtime="onnx", precision="fp32").predict_proba(TEXTS, CONTEXTS)
+    int8 = Scorer.load(tiny_trained_model, runtime="onnx", precision="int8").predict_proba(TEXTS, CONTEXTS)
+    assert np.abs(fp32 - int8).max() < 0.05
+
+
+def test_the_saved_tokenizer_normalises_like_the_model_expects(tiny_trained_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_trained_model)
+    assert tokenizer.tokenize("這個帳單") == tokenizer.tokenize("这个帐单")
+    assert tokenizer.tokenize("ＡＰＰ，") == tokenizer.tokenize("app,")
+
+
+def test_a_plain_pipeline_agrees_with_the_scorer(tiny_trained_model):
+    from transformers import pipeline
+
+    classify = pipeline(
+        "text-classification", model=str(tiny_trained_model), top_k=None, function_to_apply="sigmoid", device=-1
+    )
+    scorer = Scorer.load(tiny_trained_model, runtime="torch")
+    expected = scorer.predict_proba(TEXTS)
+    for row, output in zip(expected, classify(TEXTS)):
+        by_label = {item["label"]: item["score"] for item in output}
+        np.testing.assert_allclose([by_label[label] for label in LABELS], row, atol=1e-4)
+
+
+def test_onnx_path_needs_a_local_directory():
+    from ml.scorer import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="local model directory"):
+        Scorer.load("some-org/some-hub-model", runtime="onnx")
+
+
+def test_the_committed_charsmap_is_what_the_builder_makes():
+    pytest.importorskip("sentencepiece")
+    from ml.resources.build_charsmap import TARGET, build_charsmap
+
+    assert build_charsmap() == TARGET.read_bytes()
