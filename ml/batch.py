@@ -62,6 +62,11 @@ class JobCounts:
     undecodable: int = 0  # rows whose text is not valid in the input encoding
     columns: list[str] = field(default_factory=list)
 
+    def add(self, other: JobCounts) -> None:
+        for name in ("scored", "errors", "missing_text", "undecodable"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.columns += [c for c in other.columns if c not in self.columns]
+
     def summary(self) -> dict[str, int]:
         return {k: v for k, v in asdict(self).items() if k in ("rows", "scored", "errors", "resumed_rows")}
 
@@ -122,6 +127,109 @@ def redact_columns(frame: pd.DataFrame, columns: list[str | None]) -> pd.DataFra
     for column in (c for c in columns if c and c in frame):
         frame[column] = frame[column].map(lambda v: redact(v) if isinstance(v, str) else v)
     return frame
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    text_col: str
+    context_col: str | None
+    id_col: str | None
+    encoding: str
+    redact: bool
+
+
+def score_part(
+    scorer: Scorer, frame: pd.DataFrame, settings: ChunkSettings, first_row: int
+) -> tuple[pd.DataFrame, JobCounts]:
+    """One chunk scored (and redacted when asked), with its error counts."""
+    scored = score_chunk(
+        scorer, frame, settings.text_col, settings.context_col, settings.id_col, first_row, settings.encoding
+    )
+    if settings.redact:
+        scored = redact_columns(scored, [settings.text_col, settings.context_col])
+    errors = [e for e in scored["error"] if isinstance(e, str)]
+    counts = JobCounts(
+        scored=len(scored) - len(errors),
+        errors=len(errors),
+        missing_text=sum(e.startswith(f"no {settings.text_col!r} value") for e in errors),
+        undecodable=sum(e.startswith("text is not valid") for e in errors),
+        columns=[c for c in frame.columns if c != "_parse_error"],
+    )
+    return scored, counts
+
+
+# ---------------------------------------------------------------- worker processes
+
+_worker_scorer: Scorer | None = None
+
+
+def _start_worker(source: str, options: dict) -> None:
+    global _worker_scorer
+    _worker_scorer = Scorer.load(source, **options)
+
+
+def _score_in_worker(frame: pd.DataFrame, settings: ChunkSettings, first_row: int, part: Path) -> JobCounts:
+    scored, counts = score_part(_worker_scorer, frame, settings, first_row)
+    write_part(scored, part, file_format(str(part)))
+    return counts
+
+
+class PartWriter:
+    """Scores chunks into part files: in this process (`workers` 1), or in N worker processes, each
+    with its own copy of the model and cores/N threads. Parts are named by chunk number, so the
+    joined output is in input order whatever order the workers finish in; at most 2N chunks are in
+    flight, so memory stays flat."""
+
+    def __init__(self, job: ScoreJob, counts: JobCounts, progress: Progress) -> None:
+        self.job, self.counts, self.progress = job, counts, progress
+        self.task = None
+        self.pool = None
+        self.pending: list = []
+
+    def __enter__(self) -> PartWriter:
+        if self.job.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            from ml.backends import cpu_threads
+
+            scorer = self.job.scorer
+            options = scorer.load_options() | {"threads": max(1, cpu_threads() // self.job.workers)}
+            self.pool = ProcessPoolExecutor(
+                self.job.workers,
+                mp_context=multiprocessing.get_context("spawn"),  # ONNX Runtime's threads do not survive fork
+                initializer=_start_worker,
+                initargs=(scorer.source, options),
+            )
+        return self
+
+    def submit(self, frame: pd.DataFrame, first_row: int, part: Path) -> None:
+        settings = self.job.chunk_settings()
+        if self.pool is None:
+            scored, counts = score_part(self.job.scorer, frame, settings, first_row)
+            write_part(scored, part, file_format(str(part)))
+            self._done(counts, len(frame))
+            return
+        self.pending.append((self.pool.submit(_score_in_worker, frame, settings, first_row, part), len(frame)))
+        while len(self.pending) >= 2 * self.job.workers:
+            self._collect_oldest()
+
+    def _collect_oldest(self) -> None:
+        future, rows = self.pending.pop(0)
+        self._done(future.result(), rows)
+
+    def _done(self, counts: JobCounts, rows: int) -> None:
+        self.counts.add(counts)
+        self.progress.update(self.task, advance=rows)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if kind is None:
+                while self.pending:
+                    self._collect_oldest()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ---------------------------------------------------------------- one job per output
@@ -188,8 +296,10 @@ class ScoreJob:
         chunk_rows: int = 2000,
         encoding: str | None = None,
         redact: bool = False,
+        workers: int = 1,
     ) -> None:
         self.scorer, self.source, self.output = scorer, source, output
+        self.workers = workers
         self.text_col, self.context_col, self.id_col = text_col, context_col, id_col
         self.chunk_rows = chunk_rows
         self.redact = redact
@@ -230,16 +340,16 @@ class ScoreJob:
         done = self._prepare_parts(parts_dir, self.manifest(), resume)
         counts = JobCounts()
         try:
-            with _progress(show_progress) as progress:
+            with _progress(show_progress) as progress, PartWriter(self, counts, progress) as writer:
                 task = progress.add_task("scoring", total=count_rows(self.source, self.encoding))
+                writer.task = task
                 for index, frame in enumerate(read_chunks(self.source, self.chunk_rows, self.encoding)):
                     if index < done:
                         counts.resumed_rows += len(frame)
+                        progress.update(task, advance=len(frame))
                     else:
-                        scored = self._score(frame, counts)
-                        write_part(scored, parts_dir / f"part-{index:06d}.{kind}", kind)
+                        writer.submit(frame, counts.rows, parts_dir / f"part-{index:06d}.{kind}")
                     counts.rows += len(frame)
-                    progress.update(task, advance=len(frame))
         except BaseException:
             if not any(parts_dir.glob(f"part-*.{kind}")):  # nothing to resume from: leave nothing behind
                 shutil.rmtree(parts_dir, ignore_errors=True)
@@ -248,18 +358,12 @@ class ScoreJob:
         shutil.rmtree(parts_dir)
         return counts
 
+    def chunk_settings(self) -> ChunkSettings:
+        return ChunkSettings(self.text_col, self.context_col, self.id_col, self.encoding, self.redact)
+
     def _score(self, frame: pd.DataFrame, counts: JobCounts) -> pd.DataFrame:
-        scored = score_chunk(
-            self.scorer, frame, self.text_col, self.context_col, self.id_col, counts.rows, self.encoding
-        )
-        if self.redact:
-            scored = redact_columns(scored, [self.text_col, self.context_col])
-        errors = [e for e in scored["error"] if isinstance(e, str)]
-        counts.errors += len(errors)
-        counts.scored += len(scored) - len(errors)
-        counts.missing_text += sum(e.startswith(f"no {self.text_col!r} value") for e in errors)
-        counts.undecodable += sum(e.startswith("text is not valid") for e in errors)
-        counts.columns += [c for c in frame.columns if c not in counts.columns and c != "_parse_error"]
+        scored, chunk_counts = score_part(self.scorer, frame, self.chunk_settings(), counts.rows)
+        counts.add(chunk_counts)
         return scored
 
     def _prepare_parts(self, parts_dir: Path, manifest: dict, resume: bool) -> int:

@@ -253,6 +253,10 @@ def score(
     ),
     resume: bool = typer.Option(False, help="Continue an interrupted run of the same job."),
     redact: bool = typer.Option(False, help="Mask ID, card and phone numbers and codes in the text columns."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Processes, each with its own model (default: score.workers)."
+    ),
+    runtime: str | None = typer.Option(None, help="onnx, torch or auto (default: score.runtime)."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch and chunk size)."),
 ) -> None:
     """Score every row of an archive; every input row appears in the output, scored or with its error.
@@ -262,8 +266,19 @@ def score(
 
     settings = project_config(config).score
     try:
-        scorer = Scorer.load(model, **settings.scorer_options())
-        job = ScoreJob(scorer, source, output, text_col, context_col, id_col, settings.chunk_rows, encoding, redact)
+        scorer = Scorer.load(model, **(settings.scorer_options() | ({"runtime": runtime} if runtime else {})))
+        job = ScoreJob(
+            scorer,
+            source,
+            output,
+            text_col,
+            context_col,
+            id_col,
+            settings.chunk_rows,
+            encoding,
+            redact,
+            workers=workers or settings.workers,
+        )
         counts = job.run(resume=resume, show_progress=output != "-" and sys.stderr.isatty())
     except NothingScored as error:
         console.print(f"[red]{error}[/red] (every row is in {output} with its error)")
@@ -279,27 +294,44 @@ def serve(
     model: str = typer.Option("models/default", help="Model directory, hub name or models:/ URI."),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
-    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch size)."),
+    workers: int | None = typer.Option(
+        None, help="Server processes, each with its own model (default: serve.workers)."
+    ),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (its `score` and `serve` sections)."),
 ) -> None:
     """Start the scoring API (FastAPI + uvicorn); docs at /docs."""
     import logging
+    import os
 
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
+    from ml.backends import cpu_threads
     from ml.scorer import Scorer
     from ml.serving import create_app, timed_protocol
 
     settings = project_config(config)
-    scorer = Scorer.load(model, **settings.score.scorer_options())  # a broken model fails here, in one line
+    workers = workers or settings.serve.workers
+    options = dict(host=host, port=port, log_level="info", timeout_keep_alive=5)
+    if workers == 1:
+        scorer = Scorer.load(model, **settings.score.scorer_options())  # a broken model fails here, in one line
+        app_ = create_app(scorer, settings.score, settings.serve)
+        uvicorn.run(app_, http=timed_protocol(settings.serve.header_timeout_s), **options)
+        return
+    Scorer.load(model, **settings.score.scorer_options())  # fail here, in one line, not in N workers
+    os.environ.update(
+        REPLYQA_MODEL=model,
+        REPLYQA_CONFIG=str(config),
+        REPLYQA_HEADER_TIMEOUT_S=str(settings.serve.header_timeout_s),
+        REPLYQA_THREADS=str(max(1, cpu_threads() // workers)),
+    )
     uvicorn.run(
-        create_app(scorer, settings.score, settings.serve),
-        host=host,
-        port=port,
-        log_level="info",
-        http=timed_protocol(settings.serve.header_timeout_s),
-        timeout_keep_alive=5,
+        "ml.serving.app:app_from_env",
+        factory=True,
+        workers=workers,
+        http="ml.serving.guard:TimedH11Protocol",
+        **options,
     )
 
 
@@ -371,3 +403,7 @@ def main() -> None:
     except ModelLoadError as error:
         console.print(f"[red]{error}[/red]")
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

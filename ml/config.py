@@ -106,10 +106,16 @@ class ScoreConfig(StrictModel):
     explain_units: int = Field(64, gt=0, description="Most occlusion runs per reply when evidence is asked for.")
     batch_size: int = Field(32, gt=0)
     chunk_rows: int = Field(2000, gt=0)
+    runtime: Literal["auto", "onnx", "torch"] = Field("auto", description="auto: ONNX on CPU when exported.")
+    precision: Literal["fp32", "int8"] | None = Field(None, description="ONNX precision; default: the gated one.")
+    threads: int | None = Field(None, gt=0, description="CPU threads per process (default: REPLYQA_THREADS or all).")
+    workers: int = Field(1, gt=0, description="Processes of `replyqa score`, each with its own model.")
 
-    def scorer_options(self) -> dict[str, int]:
+    def scorer_options(self) -> dict:
         """The keyword arguments of `Scorer.load` that this section sets."""
-        return self.model_dump(include={"max_chars", "max_context_chars", "explain_units", "batch_size"})
+        return self.model_dump(
+            include={"max_chars", "max_context_chars", "explain_units", "batch_size", "runtime", "precision", "threads"}
+        )
 
 
 class ServeConfig(StrictModel):
@@ -122,6 +128,11 @@ class ServeConfig(StrictModel):
     header_timeout_s: float = Field(10.0, gt=0, description="Time a client has to send the request headers.")
     body_timeout_s: float = Field(10.0, gt=0, description="Longest wait for the next piece of a request body.")
     metrics_require_key: bool = Field(True, description="With API keys set, /metrics needs a key too.")
+    micro_batching: bool = Field(True, description="Gather concurrent plain requests into one model call.")
+    batch_max_replies: int = Field(32, gt=0, description="Most replies gathered into one model call.")
+    batch_wait_ms: float = Field(5.0, ge=0, description="Longest wait for more requests before a model call.")
+    queue_size: int = Field(64, gt=0, description="Requests that may wait for the model; more get 503.")
+    workers: int = Field(1, gt=0, description="Server processes, each with its own model (replyqa serve).")
 
 
 class ScoreboardConfig(StrictModel):

@@ -97,7 +97,9 @@ def default_sources(train_file: str, indomain_dir: Path, external_dir: Path, utt
     ]
     # Fetched repositories (see the datasheet for how to place them): used when present.
     if (external_dir / "laws").is_dir():
-        sources.append(CorpusSource("lawrefbook_laws", "statute-not-copyrightable", lambda: law_lines(external_dir / "laws")))
+        sources.append(
+            CorpusSource("lawrefbook_laws", "statute-not-copyrightable", lambda: law_lines(external_dir / "laws"))
+        )
     if (external_dir / "kdconv").is_dir():
         sources.append(CorpusSource("kdconv_dev_test", "Apache-2.0", lambda: kdconv_lines(external_dir / "kdconv")))
     return sources
@@ -134,9 +136,7 @@ class EvaluationFilter:
         return any(line[i : i + self.run] in self.runs for i in range(len(line) - self.run + 1))
 
 
-def build_corpus(
-    sources: list[CorpusSource], output: Path, exclude: EvaluationFilter, min_chars: int = 4
-) -> dict:
+def build_corpus(sources: list[CorpusSource], output: Path, exclude: EvaluationFilter, min_chars: int = 4) -> dict:
     """Write one normalised, de-duplicated line per sentence or turn (a source's lines `repeats`
     times, in source order so that a dialogue's turns stay together); return the manifest."""
     refused = [s.name for s in sources if s.licence not in ALLOWED_LICENCES]
@@ -162,5 +162,7 @@ def build_corpus(
             manifest["sources"][source.name] = {"licence": source.licence, "lines": kept, "chars": chars}
     manifest["total_lines"] = sum(s["lines"] for s in manifest["sources"].values())
     manifest["total_chars"] = sum(s["chars"] for s in manifest["sources"].values())
-    output.with_suffix(".manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    output.with_suffix(".manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     return manifest

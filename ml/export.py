@@ -83,10 +83,13 @@ def quality_gate(model_dir: Path, evaluation_files: dict[str, Path]) -> dict[str
         }
     sets = report["sets"].values()
     report["passed"] = all(
-        s["decisions_identical"] >= MIN_DECISION_AGREEMENT and s["macro_f1_fp32"] - s["macro_f1_int8"] <= MAX_MACRO_F1_LOSS
+        s["decisions_identical"] >= MIN_DECISION_AGREEMENT
+        and s["macro_f1_fp32"] - s["macro_f1_int8"] <= MAX_MACRO_F1_LOSS
         for s in sets
     )
-    report["rule"] = f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
+    report["rule"] = (
+        f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
+    )
     return report
 
 
@@ -112,5 +115,3 @@ def ensure_onnx(model_dir: Path, precision: str) -> Path:
         if precision == "int8":
             quantise_int8(model_dir)
     return path
-
-

@@ -85,8 +85,9 @@ def word_ids_for(text: str, offsets: list[tuple[int, int]]) -> list[int]:
 def pack_corpus(lines: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
     """Tokenise every line and pack consecutive lines into blocks `[CLS] a [SEP] b [SEP] ...` of at most
     `max_length` tokens; `word_ids` numbers the jieba words of a block (-1 for special tokens)."""
-    encoded = tokenizer(lines, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
-                        max_length=max_length - 2)
+    encoded = tokenizer(
+        lines, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length - 2
+    )
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     blocks: dict[str, list] = {"input_ids": [], "word_ids": []}
     ids, words, next_word = [cls], [-1], 0
@@ -210,7 +211,9 @@ class ReplacedTokenObjective(nn.Module):
         replaced[picked] = (sampled != labels[picked]).float()
         hidden = self.encoder(input_ids=corrupted, attention_mask=attention_mask).last_hidden_state
         active = attention_mask.bool()
-        detection_loss = F.binary_cross_entropy_with_logits(self.replaced_head(hidden).squeeze(-1)[active], replaced[active])
+        detection_loss = F.binary_cross_entropy_with_logits(
+            self.replaced_head(hidden).squeeze(-1)[active], replaced[active]
+        )
         loss = generator_loss + self.discriminator_weight * detection_loss
         return {"loss": loss, "mlm_loss": generator_loss.detach(), "rtd_loss": detection_loss.detach()}
 
@@ -277,7 +280,9 @@ class LossHistory(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
-            self.points.append({"step": state.global_step, **{k: round(float(v), 4) for k, v in logs.items() if "loss" in k}})
+            self.points.append(
+                {"step": state.global_step, **{k: round(float(v), 4) for k, v in logs.items() if "loss" in k}}
+            )
 
 
 class ObjectiveTrainer(Trainer):
@@ -313,7 +318,9 @@ def pretrain(config: PretrainConfig) -> dict:
     objective = build_objective(config, tokenizer)
     seeded = 0
     if config.embedding_seed == "lac":
-        seeded = seed_embeddings(objective.encoder.embeddings.word_embeddings, tokenizer, lac_character_vectors(), config.seed)
+        seeded = seed_embeddings(
+            objective.encoder.embeddings.word_embeddings, tokenizer, lac_character_vectors(), config.seed
+        )
     history = LossHistory()
     args = TrainingArguments(
         output_dir=str(checkpoints),

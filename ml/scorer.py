@@ -204,7 +204,9 @@ class Scorer:
         location = resolve_model_source(source)
         info = ModelInfo.read(location) if isinstance(location, Path) else None
         use_onnx = runtime == "onnx" or (
-            runtime == "auto" and info is not None and info.cpu_runtime.get("runtime") == "onnx"
+            runtime == "auto"
+            and info is not None
+            and info.cpu_runtime.get("runtime") == "onnx"
             and (device == "cpu" or (device is None and not gpu_present()))
         )
         try:
@@ -238,6 +240,17 @@ class Scorer:
             batch_size=batch_size,
             source=str(source),
         )
+
+    def load_options(self) -> dict[str, Any]:
+        """The `Scorer.load` keyword arguments that rebuild this scorer (for worker processes)."""
+        return {
+            "runtime": self.backend.name,
+            "precision": self.backend.precision if self.backend.name == "onnx" else None,
+            "max_chars": self.max_chars,
+            "max_context_chars": self.max_context_chars,
+            "explain_units": self.explain_units,
+            "batch_size": self.batch_size,
+        }
 
     @property
     def runtime(self) -> str:
@@ -320,10 +333,7 @@ class Scorer:
         where = [None] * len(raw_texts) if single else list(range(len(raw_texts)))
         text_list = [self.check_reply(text, i) for text, i in zip(raw_texts, where)]
         context_list = [self.check_context(context, i) for context, i in zip(raw_contexts, where)]
-        probabilities = self.predict_proba(text_list, context_list, deadline)
-        results = [self._result(row) for row in probabilities]
-        for result, raw in zip(results, raw_texts):
-            result.pii = find_pii(raw)
+        results = self.results(self.predict_proba(text_list, context_list, deadline), raw_texts)
         if explain:
             for result, raw, text, context in zip(results, raw_texts, text_list, context_list):
                 positives = [label for label, decided in result.decisions.items() if decided]
@@ -335,13 +345,18 @@ class Scorer:
                 }
         return results[0] if single else results
 
-    def _result(self, row: np.ndarray) -> ReplyScore:
-        return ReplyScore(
-            probabilities={label: round(float(p), 4) for label, p in zip(LABELS, row)},
-            decisions={label: bool(p >= t) for label, p, t in zip(LABELS, row, self.thresholds)},
-            model=self.info.name,
-            version=self.info.version,
-        )
+    def results(self, probabilities: np.ndarray, raw_texts: Sequence[str]) -> list[ReplyScore]:
+        """ReplyScores (probabilities, decisions, PII findings) from `predict_proba`'s rows."""
+        return [
+            ReplyScore(
+                probabilities={label: round(float(p), 4) for label, p in zip(LABELS, row)},
+                decisions={label: bool(p >= t) for label, p, t in zip(LABELS, row, self.thresholds)},
+                model=self.info.name,
+                version=self.info.version,
+                pii=find_pii(raw),
+            )
+            for row, raw in zip(probabilities, raw_texts)
+        ]
 
     # ------------------------------------------------------------ evidence
 

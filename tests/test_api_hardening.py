@@ -131,7 +131,7 @@ def test_evidence_on_a_long_reply_costs_a_bounded_number_of_rescores(tiny_scorer
 
 
 def test_a_request_past_its_deadline_gets_504_and_frees_the_model(tiny_scorer):
-    serve = ServeConfig(request_timeout_s=1e-6)
+    serve = ServeConfig(request_timeout_s=1e-6, micro_batching=False)  # batched requests: tests/test_api_batching.py
     with TestClient(create_app(tiny_scorer, serve=serve)) as client:
         late = client.post("/v1/score", json={"text": "您好"})
         assert late.status_code == 504 and "deadline" in late.json()["error"]

@@ -301,3 +301,40 @@ def test_parts_and_output_are_fsynced_before_they_are_renamed(tiny_scorer, tmp_p
     ScoreJob(tiny_scorer, str(source), str(tmp_path / "out.jsonl"), chunk_rows=2).run(show_progress=False)
     assert sum(path.endswith(".jsonl.tmp") and "part-" in path for path in synced) == 3
     assert any(path.endswith(".out.jsonl.tmp") for path in synced)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_two_workers_write_the_same_bytes_as_one(tiny_scorer, tmp_path, suffix):
+    source = tmp_path / "in.csv"
+    pd.DataFrame([{**row, "id": f"{row['id']}-{i}"} for i in range(12) for row in ROWS]).to_csv(source, index=False)
+    one, two = tmp_path / f"one{suffix}", tmp_path / f"two{suffix}"
+    ScoreJob(tiny_scorer, str(source), str(one), chunk_rows=7).run(show_progress=False)
+    counts = ScoreJob(tiny_scorer, str(source), str(two), chunk_rows=7, workers=2).run(show_progress=False)
+    assert counts.rows == 60 and counts.errors == 24 and counts.scored == 36
+    assert one.read_bytes() == two.read_bytes()
+
+
+def test_a_run_interrupted_with_one_worker_resumes_with_two(tiny_scorer, tmp_path, monkeypatch):
+    import ml.batch
+
+    source = tmp_path / "in.csv"
+    pd.DataFrame([{**row, "id": f"{row['id']}-{i}"} for i in range(6) for row in ROWS]).to_csv(source, index=False)
+    ScoreJob(tiny_scorer, str(source), str(tmp_path / "once.csv"), chunk_rows=4).run(show_progress=False)
+    real_score_chunk, calls = ml.batch.score_chunk, {"n": 0}
+
+    def crash_on_third_chunk(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_score_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(ml.batch, "score_chunk", crash_on_third_chunk)
+    output = tmp_path / "resumed.csv"
+    with pytest.raises(KeyboardInterrupt):
+        ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
+    monkeypatch.setattr(ml.batch, "score_chunk", real_score_chunk)
+    counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4, workers=2).run(
+        resume=True, show_progress=False
+    )
+    assert counts.resumed_rows == 8 and counts.rows == 30
+    assert output.read_bytes() == (tmp_path / "once.csv").read_bytes()

@@ -16,7 +16,10 @@ LONG_EVALUATION_TEXT = "您好，您的借款已经逾期十五天了，请今�
 
 
 def test_a_source_with_a_non_commercial_licence_is_refused(tmp_path):
-    sources = [CorpusSource("ok", "MIT", lambda: ["一行文字而已"]), CorpusSource("nc", "CC-BY-NC-4.0", lambda: ["别的"])]
+    sources = [
+        CorpusSource("ok", "MIT", lambda: ["一行文字而已"]),
+        CorpusSource("nc", "CC-BY-NC-4.0", lambda: ["别的"]),
+    ]
     with pytest.raises(ValueError, match="licence not allowed.*nc"):
         build_corpus(sources, tmp_path / "corpus.txt", EvaluationFilter([]))
     assert not (tmp_path / "corpus.txt").exists()
@@ -51,9 +54,19 @@ def tiny_pretrain_config(tmp_path, **changes) -> PretrainConfig:
         sentences = ["您好，请问有什么可以帮您？", "您的账单已经出了，请按时还款。", "理解您的难处，我们可以申请分期。"]
         corpus.write_text("\n".join(s for _ in range(40) for s in sentences) + "\n", encoding="utf-8")
     settings = dict(
-        corpus_path=str(corpus), output_dir=str(tmp_path / "encoder"), vocab_size=300, max_length=32,
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_steps=4, batch_size=4, save_steps=2, max_minutes=None, objective="electra",
+        corpus_path=str(corpus),
+        output_dir=str(tmp_path / "encoder"),
+        vocab_size=300,
+        max_length=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_steps=4,
+        batch_size=4,
+        save_steps=2,
+        max_minutes=None,
+        objective="electra",
     )
     return PretrainConfig(**{**settings, **changes})
 
@@ -96,7 +109,9 @@ def test_seeded_embeddings_keep_the_source_geometry(tmp_path):
 
     seeded = embedding.weight.detach().numpy()
     # a wider encoder: the orthonormal projection keeps every angle between characters
-    assert cosine(seeded[vocab["您"]], seeded[vocab["账"]]) == pytest.approx(cosine(vectors["您"], vectors["账"]), abs=1e-5)
+    assert cosine(seeded[vocab["您"]], seeded[vocab["账"]]) == pytest.approx(
+        cosine(vectors["您"], vectors["账"]), abs=1e-5
+    )
     assert seeded[[vocab[c] for c in "您好请问账单"]].std() == pytest.approx(0.02, rel=0.2)
 
 

@@ -58,9 +58,15 @@ def build_charsmap() -> bytes:
         )
         (work / "input.txt").write_text("您好，请问有什么可以帮您\nabc def 123\n" * 50, encoding="utf-8")
         spm.SentencePieceTrainer.train(
-            input=str(work / "input.txt"), model_prefix=str(work / "m"), vocab_size=30, hard_vocab_limit=False,
-            normalization_rule_tsv=str(work / "rules.tsv"), character_coverage=1.0,
-            add_dummy_prefix=False, remove_extra_whitespaces=False, minloglevel=2,
+            input=str(work / "input.txt"),
+            model_prefix=str(work / "m"),
+            vocab_size=30,
+            hard_vocab_limit=False,
+            normalization_rule_tsv=str(work / "rules.tsv"),
+            character_coverage=1.0,
+            add_dummy_prefix=False,
+            remove_extra_whitespaces=False,
+            minloglevel=2,
         )
         model = sentencepiece_model_pb2.ModelProto()
         model.ParseFromString((work / "m.model").read_bytes())

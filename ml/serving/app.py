@@ -27,12 +27,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml.config import ScoreConfig, ServeConfig
 from ml.labels import LABELS
 from ml.scorer import DeadlineExceeded, InvalidReply, Scorer
+from ml.serving.batcher import MicroBatcher, QueueFull
 from ml.serving.guard import ApiKeys, RequestGuard
 from ml.serving.schemas import (
     ModelOut,
@@ -69,6 +70,19 @@ class ApiMetrics:
         self.flagged = Counter(
             "replyqa_flagged_total", "Replies decided positive, per label", ["label"], registry=self.registry
         )
+        self.queue_depth = Gauge("replyqa_queue_depth", "Requests waiting for the model", registry=self.registry)
+        self.batch_replies = Histogram(
+            "replyqa_batch_replies",
+            "Replies per model call",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        self.model_seconds = Histogram(
+            "replyqa_model_seconds",
+            "Time per model call",
+            registry=self.registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+        )
 
 
 def create_app(
@@ -80,10 +94,17 @@ def create_app(
     metrics = ApiMetrics()
     keys = ApiKeys(os.environ.get("REPLYQA_API_KEYS", ""))
 
+    def start_batcher() -> None:
+        if serve.micro_batching and state.get("batcher") is None:
+            state["batcher"] = MicroBatcher(
+                state["scorer"], serve.batch_max_replies, serve.batch_wait_ms, serve.queue_size, metrics
+            )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if state["scorer"] is None:
             state["scorer"] = Scorer.load(model, **score.scorer_options())
+        start_batcher()
         yield
 
     app = FastAPI(
@@ -105,6 +126,7 @@ def create_app(
     def scorer() -> Scorer:
         if state["scorer"] is None:
             raise HTTPException(503, "model not loaded yet", headers={"Retry-After": RETRY_AFTER_S})
+        start_batcher()  # an app used without its lifespan (some test clients) still batches
         return state["scorer"]
 
     # The guard sits inside `observe`, so its 401/413/408 answers are counted, and its errors are raised
@@ -156,23 +178,11 @@ def create_app(
                 model.check_context(reply.context, i)
         except InvalidReply as error:
             raise HTTPException(422, str(error)) from None
-        lock = explain_lock if request.explain else plain_lock
-        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise HTTPException(
-                503, "busy: the model was not free within the request deadline", headers={"Retry-After": RETRY_AFTER_S}
-            )
         started = time.perf_counter()
-        try:
-            scores = model.score(
-                [reply.text for reply in replies],
-                [reply.context for reply in replies],
-                explain=request.explain,
-                deadline=deadline,
-            )
-        except DeadlineExceeded:
-            raise HTTPException(504, f"scoring passed the {serve.request_timeout_s} s request deadline") from None
-        finally:
-            lock.release()
+        if state.get("batcher") and not request.explain:
+            scores = _batched(model, replies, texts, deadline)
+        else:
+            scores = _locked(model, replies, request.explain, deadline)
         elapsed_ms = (time.perf_counter() - started) * 1000
         return ScoreResponse(
             model=model.info.name,
@@ -181,6 +191,35 @@ def create_app(
                 _result_out(reply, text, result, elapsed_ms) for reply, text, result in zip(replies, texts, scores)
             ],
         )
+
+    def _busy(reason: str) -> HTTPException:
+        return HTTPException(503, f"busy: {reason}", headers={"Retry-After": RETRY_AFTER_S})
+
+    def _batched(model: Scorer, replies: list[ReplyIn], texts: list[str], deadline: float):
+        contexts = [model.check_context(reply.context) for reply in replies]
+        try:
+            probabilities = state["batcher"].predict(texts, contexts, deadline)
+        except QueueFull as error:
+            raise _busy(str(error)) from None
+        except DeadlineExceeded:
+            raise _busy("the model was not free within the request deadline") from None
+        return model.results(probabilities, [reply.text for reply in replies])
+
+    def _locked(model: Scorer, replies: list[ReplyIn], explain: bool, deadline: float):
+        lock = explain_lock if explain else plain_lock
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _busy("the model was not free within the request deadline")
+        try:
+            return model.score(
+                [reply.text for reply in replies],
+                [reply.context for reply in replies],
+                explain=explain,
+                deadline=deadline,
+            )
+        except DeadlineExceeded:
+            raise HTTPException(504, f"scoring passed the {serve.request_timeout_s} s request deadline") from None
+        finally:
+            lock.release()
 
     def _result_out(reply: ReplyIn, text: str, result, elapsed_ms: float) -> ScoreOut:
         positives = [label for label in LABELS if result.decisions[label]]
@@ -251,3 +290,15 @@ def create_app(
 
     app.openapi = openapi
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one `replyqa serve --workers N` process: model and config from the environment
+    (REPLYQA_MODEL, REPLYQA_CONFIG); the model loads in the process's lifespan."""
+    from pathlib import Path
+
+    from ml.config import ProjectConfig, load_config
+
+    config = Path(os.environ.get("REPLYQA_CONFIG", "configs/default.yaml"))
+    settings = load_config(config) if config.exists() else ProjectConfig()
+    return create_app(os.environ.get("REPLYQA_MODEL", "models/default"), settings.score, settings.serve)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 
 import h11
 from fastapi import HTTPException
@@ -65,7 +66,8 @@ class TimedH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a header deadline: a connection that has not sent complete
     request headers `header_timeout_s` after it opened (or after its previous response) is closed."""
 
-    header_timeout_s = 10.0
+    # `replyqa serve --workers N` passes the setting to its worker processes through the environment
+    header_timeout_s = float(os.environ.get("REPLYQA_HEADER_TIMEOUT_S", "10"))
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)

@@ -1,0 +1,102 @@
+"""Micro-batching for the API: concurrent requests are gathered into one model call.
+
+One worker thread owns the model for plain scoring. A request puts its replies on a bounded queue
+and waits; the worker takes the first waiting request, gathers more for at most `wait_ms` or until
+`max_batch` replies, scores them in one `predict_proba` call (sorted by length inside), and hands
+each request its own rows. A full queue is refused at once (the route answers 503 with
+Retry-After) instead of letting latency grow without bound; a request whose deadline passes while
+it waits is answered with DeadlineExceeded and never scored.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml.scorer import DeadlineExceeded, Scorer
+
+
+class QueueFull(RuntimeError):
+    """More requests are waiting than the queue holds."""
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    contexts: list[str]
+    deadline: float
+    result: Future = field(default_factory=Future)
+
+
+class MicroBatcher:
+    def __init__(self, scorer: Scorer, max_batch: int = 32, wait_ms: float = 5.0, queue_size: int = 64, metrics=None):
+        self.scorer = scorer
+        self.max_batch = max_batch
+        self.wait_s = wait_ms / 1000
+        self.queue: queue.Queue[_Request] = queue.Queue(maxsize=queue_size)
+        self.metrics = metrics
+        self._worker = threading.Thread(target=self._run, name="replyqa-batcher", daemon=True)
+        self._worker.start()
+
+    def predict(self, texts: list[str], contexts: list[str], deadline: float) -> np.ndarray:
+        """Probabilities for one request's replies (already checked), in LABELS order. Raises
+        QueueFull when the queue is full and DeadlineExceeded when `deadline` passes first."""
+        request = _Request(list(texts), list(contexts), deadline)
+        try:
+            self.queue.put_nowait(request)
+        except queue.Full:
+            raise QueueFull(f"{self.queue.maxsize} requests are already waiting") from None
+        if self.metrics:
+            self.metrics.queue_depth.set(self.queue.qsize())
+        try:
+            return request.result.result(timeout=max(0.0, deadline - time.monotonic()) + 0.05)
+        except TimeoutError:
+            raise DeadlineExceeded("the request deadline passed while it waited for the model") from None
+
+    def _gather(self) -> list[_Request]:
+        batch = [self.queue.get()]
+        size = len(batch[0].texts)
+        closes = time.monotonic() + self.wait_s
+        while size < self.max_batch:
+            try:
+                request = self.queue.get(timeout=max(0.0, closes - time.monotonic()))
+            except queue.Empty:
+                break
+            batch.append(request)
+            size += len(request.texts)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._gather()
+            now = time.monotonic()
+            live = []
+            for request in batch:
+                if now > request.deadline:
+                    request.result.set_exception(DeadlineExceeded("the request deadline passed in the queue"))
+                else:
+                    live.append(request)
+            if not live:
+                continue
+            started = time.perf_counter()
+            try:
+                probabilities = self.scorer.predict_proba(
+                    [t for r in live for t in r.texts], [c for r in live for c in r.contexts]
+                )
+            except Exception as error:  # the callers see the model's error; the worker lives on
+                for request in live:
+                    request.result.set_exception(error)
+                continue
+            if self.metrics:
+                self.metrics.batch_replies.observe(len(probabilities))
+                self.metrics.model_seconds.observe(time.perf_counter() - started)
+                self.metrics.queue_depth.set(self.queue.qsize())
+            start = 0
+            for request in live:
+                request.result.set_result(probabilities[start : start + len(request.texts)])
+                start += len(request.texts)
