@@ -167,12 +167,17 @@ def evaluate(
         None, help="Also write report.json, metrics.json, pr_curves.json, errors.jsonl and reliability.png here."
     ),
     baselines: bool = typer.Option(True, help="Train and report the keyword and TF-IDF baselines."),
+    generalisation: bool = typer.Option(
+        True, help="Also report held-out writers and out-of-domain false alarms (the scoreboard's headline)."
+    ),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (train/validation files for the baselines)."),
 ) -> None:
-    """Per-label precision, recall, F1, ROC-AUC, PR-AUC, support; macro/micro F1; thresholds; baselines."""
+    """Held-out writers and out-of-domain false alarms first (model and baselines), then per-label
+    precision, recall, F1, ROC-AUC, PR-AUC, support, macro/micro F1 and thresholds on `data`."""
     from ml.evaluate import tracked_evaluation
 
-    train_config = project_config(config).train
+    settings = project_config(config)
+    train_config = settings.train
     report = tracked_evaluation(
         model,
         data,
@@ -180,6 +185,18 @@ def evaluate(
         train_config.validation_file if baselines else None,
         out_dir,
     )
+    if generalisation:
+        from ml.scoreboard import generalisation as beyond_test
+        from ml.scoreboard import model_system, systems_for
+        from ml.scorer import Scorer
+
+        scorer = Scorer.load(model)
+        systems = (
+            systems_for(scorer, train_config.train_file, train_config.validation_file)
+            if baselines
+            else [model_system(scorer)]
+        )
+        report["generalisation"] = beyond_test(systems, train_config.train_file, settings.scoreboard)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return
@@ -187,9 +204,12 @@ def evaluate(
 
 
 def _print_report(report: dict) -> None:
+    from ml.evaluate import generalisation_lines
     from ml.labels import LABELS
 
     out = Console()
+    if report.get("generalisation"):
+        out.print("\n".join(generalisation_lines(report["generalisation"])), markup=False)
     table = Table(
         "label",
         "precision",

@@ -8,19 +8,21 @@ given; otherwise the default stays ONNX fp32 and labels.json says why.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ml.backends import onnx_path
+from ml.backends import ONNX_FILES, onnx_path
 from ml.encoding import MODEL_INPUTS, ReplyEncoder
 
 MIN_DECISION_AGREEMENT = 0.99
 MAX_MACRO_F1_LOSS = 0.005
 
 
-def export_fp32(model_dir: Path) -> Path:
+def export_fp32(model_dir: Path, target: Path | None = None) -> Path:
     """The model's forward pass as an ONNX graph with dynamic batch and sequence axes."""
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -34,8 +36,8 @@ def export_fp32(model_dir: Path) -> Path:
     ).eval()
     encoder = ReplyEncoder.from_pretrained(model_dir, info.max_length, info.use_context)
     sample = encoder.pad(encoder.encode(["您好，请问有什么可以帮您？", "好的"], ["我想问一下还款", ""]))
-    target = onnx_path(model_dir, "fp32")
-    target.parent.mkdir(exist_ok=True)
+    target = target or onnx_path(model_dir, "fp32")
+    target.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch", 1: "sequence"} for name in MODEL_INPUTS}
     with torch.no_grad():
         torch.onnx.export(
@@ -51,12 +53,11 @@ def export_fp32(model_dir: Path) -> Path:
     return target
 
 
-def quantise_int8(model_dir: Path) -> Path:
+def quantise_int8(fp32: Path, target: Path) -> Path:
     """Dynamic int8 quantisation of the fp32 graph's matrix products, per output channel."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target = onnx_path(model_dir, "int8")
-    quantize_dynamic(str(onnx_path(model_dir, "fp32")), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
     return target
 
 
@@ -98,20 +99,32 @@ def export_model(model_dir: Path, evaluation_files: dict[str, Path]) -> dict[str
     labels.json the CPU runtime and precision the Scorer uses by default."""
     from ml.scorer import ModelInfo
 
-    export_fp32(model_dir)
-    quantise_int8(model_dir)
+    fp32 = export_fp32(model_dir)
+    quantise_int8(fp32, onnx_path(model_dir, "int8"))
     gate = quality_gate(model_dir, evaluation_files)
     info = ModelInfo.read(model_dir)
     info.cpu_runtime = {"runtime": "onnx", "precision": "int8" if gate["passed"] else "fp32", "int8_gate": gate}
     info.write(model_dir)
+    if gate["passed"]:  # the directory ships what it runs; fp32 is rebuilt into a cache on request
+        fp32.unlink()
     return info.cpu_runtime
 
 
 def ensure_onnx(model_dir: Path, precision: str) -> Path:
-    """The ONNX file for `precision`, exported (and cached beside the weights) when missing."""
-    path = onnx_path(model_dir, precision)
-    if not path.exists():
-        export_fp32(model_dir)
+    """The ONNX file for `precision`: the one shipped in the model directory, else one exported into
+    the user's cache (REPLYQA_CACHE, default ~/.cache/replyqa), keyed by the weights' hash, so the
+    model directory itself never changes."""
+    shipped = onnx_path(model_dir, precision)
+    if shipped.exists():
+        return shipped
+    weights = (model_dir / "model.safetensors").read_bytes()
+    cache = Path(os.environ.get("REPLYQA_CACHE", Path.home() / ".cache" / "replyqa"))
+    folder = cache / "onnx" / hashlib.sha256(weights).hexdigest()[:16]
+    cached = folder / ONNX_FILES[precision]
+    if not cached.exists():
+        fp32 = folder / ONNX_FILES["fp32"]
+        if not fp32.exists():
+            export_fp32(model_dir, fp32)
         if precision == "int8":
-            quantise_int8(model_dir)
-    return path
+            quantise_int8(fp32, cached)
+    return cached

@@ -305,7 +305,7 @@ def pretrain(config: PretrainConfig) -> dict:
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     output_dir = Path(config.output_dir)
-    checkpoints = output_dir / "checkpoints"
+    checkpoints = output_dir.with_name(output_dir.name + "-checkpoints")  # beside, not inside, the encoder
     lines = Path(config.corpus_path).read_text(encoding="utf-8").splitlines()
     if config.max_corpus_lines:
         lines = lines[: config.max_corpus_lines]
@@ -377,7 +377,7 @@ def pretrain(config: PretrainConfig) -> dict:
             for key, value in point.items():
                 if key != "step":
                     mlflow.log_metric(key, value, step=point["step"])
-        log_artifacts(output_dir, exclude=("checkpoints",))
+        log_artifacts(output_dir)
     return summary
 
 

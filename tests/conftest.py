@@ -30,6 +30,7 @@ def isolated_mlflow(tmp_path_factory):
     """Every MLflow run of the tests goes to a throw-away store, never to experiments/."""
     store = tmp_path_factory.mktemp("mlflow")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+    os.environ["REPLYQA_CACHE"] = str(tmp_path_factory.mktemp("replyqa-cache"))  # ONNX exports made on request
     yield
 
 

@@ -4,6 +4,7 @@ normalisation (so a plain transformers pipeline agrees with the Scorer), and the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +81,17 @@ def test_the_committed_charsmap_is_what_the_builder_makes():
     from ml.resources.build_charsmap import TARGET, build_charsmap
 
     assert build_charsmap() == TARGET.read_bytes()
+
+
+def test_a_missing_onnx_file_is_exported_into_the_cache_not_the_model_directory(tiny_trained_model, tmp_path):
+    import os
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, model)
+    (model / "onnx" / "model.onnx").unlink()
+    before = sorted(p.name for p in model.rglob("*"))
+    scorer = Scorer.load(model, runtime="onnx", precision="fp32")
+    assert scorer.runtime == "onnx-fp32"
+    assert sorted(p.name for p in model.rglob("*")) == before
+    assert list(Path(os.environ["REPLYQA_CACHE"]).rglob("model.onnx"))

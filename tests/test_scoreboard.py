@@ -103,3 +103,35 @@ def test_augmentation_drops_contexts_and_adds_bounded_noise_copies(tmp_path):
         assert copy["text"] != original["text"] and [copy[k] for k in LABELS] == [original[k] for k in LABELS]
     with pytest.raises(ValueError):
         augment(dataset, 0.0, MAX_NOISE_SHARE + 0.01, 1)
+
+
+def test_evaluate_reports_held_out_writers_and_ood_before_the_test_split(tiny_trained_model, small_splits, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    (tmp_path / "held").mkdir()
+    held = write_jsonl(tmp_path / "held" / "writer_x.jsonl", corpus_sample(300)[200:260])
+    ood = tmp_path / "ood"
+    ood.mkdir()
+    write_jsonl(ood / "other.jsonl", [labelled(f"o{i}", f"您好，第{i}号房间已经为您预订好了。") for i in range(20)])
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "train": {"train_file": str(small_splits["train"]), "validation_file": str(small_splits["validation"])},
+                "scoreboard": {"held_out": str(held.parent), "ood": str(ood)},
+            }
+        ),
+        encoding="utf-8",
+    )
+    arguments = ["evaluate", "--model", str(tiny_trained_model), "--data", str(small_splits["test"])]
+    result = CliRunner().invoke(app, [*arguments, "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    board = json.loads(result.output)["generalisation"]
+    assert board["held_out_writers"]["records"] == 60
+    assert set(board["held_out_writers"]["pooled"]) == {"model", "keyword_rules", "tfidf_logreg"}
+    assert board["out_of_domain"]["model"]["threatening_fpr"] is not None
+    printed = CliRunner().invoke(app, [*arguments, "--config", str(config)]).output
+    assert printed.index("Held-out writers") < printed.index("Out-of-domain") < printed.index("macro-F1 0")

@@ -1,0 +1,123 @@
+"""Load test of the scoring API on loopback: single-reply requests, sequential and from N concurrent
+clients, with micro-batching on or off. Starts `replyqa serve` itself (the load generator shares the
+machine's cores with the server, as a sidecar would).
+
+    python experiments/benchmarks/api_load.py --clients 32 64 --seconds 30 [--no-batching] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import yaml
+
+from ml.data import load_labelled
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(model: str, batching: bool, workers: int) -> tuple[subprocess.Popen, str]:
+    config = yaml.safe_load(Path("configs/default.yaml").read_text(encoding="utf-8"))
+    config["serve"]["micro_batching"] = batching
+    path = Path(tempfile.mkdtemp()) / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    port = free_port()
+    command = [sys.executable, "-m", "ml.cli", "serve", "--model", model, "--port", str(port), "--config", str(path)]
+    server = subprocess.Popen(
+        [*command, "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+def summary(latencies: list[float], statuses: list[int], seconds: float) -> dict:
+    return {
+        "requests": len(statuses),
+        "requests_per_s": round(len(statuses) / seconds, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+        "non_200": sum(s != 200 for s in statuses),
+        "5xx": sum(s >= 500 for s in statuses),
+    }
+
+
+def sequential(url: str, texts: list[str], contexts: list[str]) -> dict:
+    latencies, statuses = [], []
+    started = time.perf_counter()
+    with httpx.Client(timeout=30) as client:
+        for text, context in zip(texts, contexts):
+            t = time.perf_counter()
+            statuses.append(client.post(f"{url}/v1/score", json={"text": text, "context": context}).status_code)
+            latencies.append((time.perf_counter() - t) * 1000)
+    return summary(latencies, statuses, time.perf_counter() - started)
+
+
+async def concurrent(url: str, texts: list[str], contexts: list[str], clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client_loop(client: httpx.AsyncClient, offset: int) -> None:
+        i = offset
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            body = {"text": texts[i % len(texts)], "context": contexts[i % len(texts)]}
+            response = await client.post(f"{url}/v1/score", json=body)
+            latencies.append((time.perf_counter() - t) * 1000)
+            statuses.append(response.status_code)
+            i += clients
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        await asyncio.gather(*(client_loop(client, k) for k in range(clients)))
+    return summary(latencies, statuses, time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="models/default")
+    parser.add_argument("--clients", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-batching", action="store_true")
+    args = parser.parse_args()
+    data = load_labelled(["data/split/test.jsonl"])
+    texts, contexts = list(data["text"]), list(data["context"])
+    server, url = start_server(args.model, not args.no_batching, args.workers)
+    try:
+        report = {"micro_batching": not args.no_batching, "workers": args.workers}
+        sequential(url, texts[:50], contexts[:50])  # warm-up
+        report["sequential"] = sequential(url, texts[:400], contexts[:400])
+        for clients in args.clients:
+            report[f"clients_{clients}"] = asyncio.run(concurrent(url, texts, contexts, clients, args.seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""In-process scoring speed of one model through each runtime, and through a plain Hugging Face
+pipeline, on the same typical replies (test split: reply + context). Runtimes are measured in
+turns (A B C D A B C D ...) so drift on a shared machine hits all alike; medians are reported.
+
+    python experiments/benchmarks/scorer_speed.py [MODEL] [--rounds 3] > experiments/benchmarks/scorer_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from ml.data import load_labelled
+from ml.scorer import Scorer
+
+
+def replies_per_second(predict, texts, contexts, batch: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        predict(texts[start : start + batch], contexts[start : start + batch])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def latencies_ms(predict, texts, contexts) -> list[float]:
+    times = []
+    for text, context in zip(texts, contexts):
+        started = time.perf_counter()
+        predict([text], [context])
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def pipeline_predict(model: str):
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=model, top_k=None, function_to_apply="sigmoid", device=-1)
+
+    def predict(texts, contexts):
+        return classify([{"text": c, "text_pair": t} if c else t for t, c in zip(texts, contexts)], batch_size=32)
+
+    return predict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", nargs="?", default="models/default")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--replies", type=int, default=2000)
+    args = parser.parse_args()
+    data = load_labelled(["data/split/test.jsonl", "data/split/validation.jsonl"])
+    texts, contexts = list(data["text"])[: args.replies], list(data["context"])[: args.replies]
+    systems = {
+        "torch-fp32": Scorer.load(args.model, runtime="torch").predict_proba,
+        "onnx-fp32": Scorer.load(args.model, runtime="onnx", precision="fp32").predict_proba,
+        "onnx-int8": Scorer.load(args.model, runtime="onnx", precision="int8").predict_proba,
+        "hf-pipeline (torch fp32)": pipeline_predict(args.model),
+    }
+    for predict in systems.values():  # warm-up
+        predict(texts[:64], contexts[:64])
+    batch32 = {name: [] for name in systems}
+    for _ in range(args.rounds):
+        for name, predict in systems.items():
+            batch32[name].append(replies_per_second(predict, texts, contexts, 32))
+    single = {name: latencies_ms(predict, texts[:300], contexts[:300]) for name, predict in systems.items()}
+    tokens = Scorer.load(args.model).encoder.encode(texts, contexts)
+    report = {
+        "model": args.model,
+        "replies": len(texts),
+        "median_tokens_per_reply": float(np.median([len(e.ids) for e in tokens])),
+        "rounds": args.rounds,
+        "batch32_replies_per_s": {k: round(statistics.median(v), 1) for k, v in batch32.items()},
+        "batch32_all_rounds": {k: [round(x, 1) for x in v] for k, v in batch32.items()},
+        "batch1_latency_ms": {
+            k: {"p50": round(float(np.percentile(v, 50)), 2), "p99": round(float(np.percentile(v, 99)), 2)}
+            for k, v in single.items()
+        },
+    }
+    default = Scorer.load(args.model).runtime
+    report["default_runtime"] = default
+    pipe = report["batch32_replies_per_s"]["hf-pipeline (torch fp32)"]
+    report["default_vs_pipeline"] = round(report["batch32_replies_per_s"][default] / pipe, 2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
