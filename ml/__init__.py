@@ -12,7 +12,7 @@ __all__ = ["LABELS", "InvalidReply", "ReplyScore", "Scorer"]
 def __getattr__(name: str):
     # Imported lazily so that data commands do not pay for importing torch and transformers.
     if name in ("InvalidReply", "ReplyScore", "Scorer"):
-        from ml import scorer
+        from ml.modeling import scorer
 
         return getattr(scorer, name)
     raise AttributeError(f"module 'ml' has no attribute {name!r}")

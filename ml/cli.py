@@ -27,7 +27,7 @@ def project_config(path: Path = DEFAULT_CONFIG) -> ProjectConfig:
 
 
 def _load_valid(paths: list[str]):
-    from ml.data import expand_paths, load_records
+    from ml.data.records import expand_paths, load_records
 
     files = expand_paths(paths)
     if not files:
@@ -55,7 +55,7 @@ def data_stats(
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (coverage targets)."),
 ) -> None:
     """Counts, label rates, co-occurrence, scenario/channel shares, lengths, near-duplicates."""
-    from ml.stats import corpus_stats, coverage_failures
+    from ml.data.stats import corpus_stats, coverage_failures
 
     data_config = project_config(config).data
     files, result = _load_valid(paths or [data_config.labelled_glob])
@@ -105,7 +105,7 @@ def data_split(
     out_dir: Path | None = typer.Option(None, help="Output folder (default: data.split_dir of the config)."),
 ) -> None:
     """Write a deterministic, seeded, stratified train/validation/test split under data/."""
-    from ml.split import split_records, write_split
+    from ml.data.split import split_records, write_split
 
     data_config = project_config(config).data
     files, result = _load_valid(paths or [data_config.labelled_glob])
@@ -126,7 +126,7 @@ def data_corpus(
 ) -> None:
     """Assemble the unlabelled Chinese pretraining corpus from permissively licensed sources,
     with every evaluation text left out; writes a manifest of sources and licences beside it."""
-    from ml.corpus import EvaluationFilter, build_corpus, default_sources, evaluation_texts
+    from ml.data.corpus import EvaluationFilter, build_corpus, default_sources, evaluation_texts
 
     data_config = project_config(config).data
     train_file = str(Path(data_config.split_dir) / "train.jsonl")
@@ -142,7 +142,7 @@ def data_corpus(
 def pretrain(config: Path = typer.Option(Path("configs/pretrain.yaml"), help="Pretraining config.")) -> None:
     """Train a BERT tokenizer and pretrain a compact Chinese BERT (MLM, whole-word masking)."""
     from ml.config import PretrainConfig
-    from ml.pretrain import pretrain as run_pretrain
+    from ml.modeling.pretrain import pretrain as run_pretrain
 
     summary = run_pretrain(load_config(config, PretrainConfig))
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "loss_curve"}, ensure_ascii=False, indent=2))
@@ -151,7 +151,7 @@ def pretrain(config: Path = typer.Option(Path("configs/pretrain.yaml"), help="Pr
 @app.command()
 def train(config: Path = typer.Option(DEFAULT_CONFIG, help="Project config; its `train` section is used.")) -> None:
     """Fine-tune for the five labels, tune thresholds, evaluate on test, write the card, register in MLflow."""
-    from ml.train import train as run_train
+    from ml.modeling.train import train as run_train
 
     settings = project_config(config)
     summary = run_train(settings.train, config_path=config, board=settings.scoreboard)
@@ -174,7 +174,7 @@ def evaluate(
 ) -> None:
     """Held-out writers and out-of-domain false alarms first (model and baselines), then per-label
     precision, recall, F1, ROC-AUC, PR-AUC, support, macro/micro F1 and thresholds on `data`."""
-    from ml.evaluate import tracked_evaluation
+    from ml.evaluation.evaluate import tracked_evaluation
 
     settings = project_config(config)
     train_config = settings.train
@@ -186,9 +186,9 @@ def evaluate(
         out_dir,
     )
     if generalisation:
-        from ml.scoreboard import generalisation as beyond_test
-        from ml.scoreboard import model_system, systems_for
-        from ml.scorer import Scorer
+        from ml.evaluation.scoreboard import generalisation as beyond_test
+        from ml.evaluation.scoreboard import model_system, systems_for
+        from ml.modeling.scorer import Scorer
 
         scorer = Scorer.load(model)
         systems = (
@@ -204,7 +204,7 @@ def evaluate(
 
 
 def _print_report(report: dict) -> None:
-    from ml.evaluate import generalisation_lines
+    from ml.evaluation.evaluate import generalisation_lines
     from ml.labels import LABELS
 
     out = Console()
@@ -240,7 +240,7 @@ def scoreboard(
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (its `scoreboard` section, train files)."),
 ) -> None:
     """Generalisation scoreboard: held-out writers, out-of-domain false alarms, invariance, probes."""
-    from ml.scoreboard import tracked_scoreboard
+    from ml.evaluation.scoreboard import tracked_scoreboard
 
     settings = project_config(config)
     board = tracked_scoreboard(model, settings.train, settings.scoreboard)
@@ -281,8 +281,8 @@ def score(
 ) -> None:
     """Score every row of an archive; every input row appears in the output, scored or with its error.
     Exits 1 when no row could be scored (wrong text column or encoding), 2 when the job cannot run."""
-    from ml.batch import NothingScored, ScoreJob
-    from ml.scorer import Scorer
+    from ml.modeling.scorer import Scorer
+    from ml.serving.batch import NothingScored, ScoreJob
 
     settings = project_config(config).score
     try:
@@ -327,8 +327,8 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from ml.backends import cpu_threads
-    from ml.scorer import Scorer
+    from ml.modeling.backends import cpu_threads
+    from ml.modeling.scorer import Scorer
     from ml.serving import create_app, timed_protocol
 
     settings = project_config(config)
@@ -365,7 +365,7 @@ def report(
     show_pii: bool = typer.Option(False, help="Show ID, card and phone numbers unmasked (masked by default)."),
 ) -> None:
     """A self-contained HTML report for QA leads, plus a JSON/CSV summary for BI tools."""
-    from ml.report import build_report
+    from ml.reporting.report import build_report
 
     try:
         written = build_report(scored, output, summary, model, timezone, show_pii)
@@ -386,7 +386,7 @@ def review_export(
     model: str = typer.Option("models/default", help="Model whose thresholds define uncertainty."),
 ) -> None:
     """Write Label Studio tasks with the model's decisions as pre-annotations, plus the labelling config."""
-    from ml.review import export_tasks
+    from ml.data.review import export_tasks
 
     try:
         typer.echo(json.dumps(export_tasks(scored, output, model, select, n, per_agent)))
@@ -401,7 +401,7 @@ def review_import(
     output: Path = typer.Option(..., "--output", "-o", help="Records to write, e.g. data/labelled/review-DATE.jsonl."),
 ) -> None:
     """Turn agreed reviews into validated records (source: reviewed); list conflicts, count skips."""
-    from ml.review import import_annotations, write_import
+    from ml.data.review import import_annotations, write_import
 
     try:
         tasks = json.loads(export.read_text(encoding="utf-8"))
@@ -416,7 +416,7 @@ def review_import(
 
 def main() -> None:
     """The `replyqa` entry point: a model that cannot be loaded is one red line, not a traceback."""
-    from ml.scorer import ModelLoadError
+    from ml.modeling.model_info import ModelLoadError
 
     try:
         app()

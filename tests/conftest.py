@@ -51,7 +51,7 @@ def tiny_base_model(tmp_path_factory, small_splits) -> Path:
     """A 2-layer, 32-wide BERT with a character vocabulary, saved with save_pretrained."""
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
-    from ml.text import normalise_for_model
+    from ml.data.text import normalise_for_model
 
     chars = sorted(
         {
@@ -83,7 +83,7 @@ def tiny_base_model(tmp_path_factory, small_splits) -> Path:
 def tiny_trained_model(tmp_path_factory, tiny_base_model, small_splits) -> Path:
     """The full `train` stage on the tiny model: fine-tune, save, thresholds, evaluate, card."""
     from ml.config import TrainConfig
-    from ml.train import train
+    from ml.modeling.train import train
 
     output = tmp_path_factory.mktemp("trained") / "model"
     config = TrainConfig(

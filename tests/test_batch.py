@@ -4,8 +4,8 @@ import os
 import pandas as pd
 import pytest
 
-from ml.batch import ScoreJob
 from ml.labels import LABELS
+from ml.serving.batch import ScoreJob
 
 ROWS = [
     {"id": "r1", "text": "您好，您本期应还1,280元。", "context": "要还多少", "agent": "A1"},
@@ -88,9 +88,9 @@ def test_resume_after_an_interruption_equals_one_run(tiny_scorer, tmp_path, suff
     pd.DataFrame([{**row, "id": f"{row['id']}-{i}"} for i in range(6) for row in ROWS]).to_csv(source, index=False)
     ScoreJob(tiny_scorer, str(source), str(tmp_path / f"once{suffix}"), chunk_rows=4).run(show_progress=False)
 
-    import ml.batch
+    import ml.serving.batch
 
-    real_score_chunk, calls = ml.batch.score_chunk, {"n": 0}
+    real_score_chunk, calls = ml.serving.batch.score_chunk, {"n": 0}
 
     def crash_on_fourth_chunk(*args, **kwargs):
         calls["n"] += 1
@@ -98,12 +98,12 @@ def test_resume_after_an_interruption_equals_one_run(tiny_scorer, tmp_path, suff
             raise KeyboardInterrupt("simulated interruption")
         return real_score_chunk(*args, **kwargs)
 
-    monkeypatch.setattr(ml.batch, "score_chunk", crash_on_fourth_chunk)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", crash_on_fourth_chunk)
     output = tmp_path / f"resumed{suffix}"
     with pytest.raises(KeyboardInterrupt):
         ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
     assert not output.exists()  # nothing half-written at the final path
-    monkeypatch.setattr(ml.batch, "score_chunk", real_score_chunk)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", real_score_chunk)
     counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(resume=True, show_progress=False)
     assert counts.resumed_rows == 12 and counts.rows == 30
     pd.testing.assert_frame_equal(read_any(output), read_any(tmp_path / f"once{suffix}"))
@@ -125,13 +125,13 @@ def test_cli_reads_stdin_and_writes_stdout(tiny_trained_model, tmp_path):
 
 
 def test_a_second_run_on_the_same_output_fails_at_once_and_the_first_loses_nothing(tiny_scorer, tmp_path, monkeypatch):
-    from ml.batch import JobError
+    from ml.serving.batch import JobError
 
     source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_rows(source, [{"id": str(i), "text": f"您好，第{i}期"} for i in range(12)])
-    import ml.batch
+    import ml.serving.batch
 
-    real_score_chunk, seen = ml.batch.score_chunk, {}
+    real_score_chunk, seen = ml.serving.batch.score_chunk, {}
 
     def start_a_rival_midway(*args, **kwargs):
         if "error" not in seen:
@@ -141,7 +141,7 @@ def test_a_second_run_on_the_same_output_fails_at_once_and_the_first_loses_nothi
                 seen["error"] = str(error)
         return real_score_chunk(*args, **kwargs)
 
-    monkeypatch.setattr(ml.batch, "score_chunk", start_a_rival_midway)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", start_a_rival_midway)
     counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
     assert "another `replyqa score`" in seen["error"] and "out.jsonl" in seen["error"]
     assert counts.rows == 12 and len(output.read_text(encoding="utf-8").splitlines()) == 12
@@ -186,13 +186,13 @@ def test_a_lone_surrogate_is_an_error_on_its_row_only(tiny_scorer, tmp_path):
 
 
 def test_resume_refuses_a_changed_input_of_the_same_size_and_changed_options(tiny_scorer, tmp_path, monkeypatch):
-    from ml.batch import JobError
+    from ml.serving.batch import JobError
 
     source, output = tmp_path / "in.csv", tmp_path / "out.csv"
     pd.DataFrame(ROWS * 4).to_csv(source, index=False)
-    import ml.batch
+    import ml.serving.batch
 
-    real_score_chunk, calls = ml.batch.score_chunk, {"n": 0}
+    real_score_chunk, calls = ml.serving.batch.score_chunk, {"n": 0}
 
     def crash_on_second_chunk(*args, **kwargs):
         calls["n"] += 1
@@ -200,10 +200,10 @@ def test_resume_refuses_a_changed_input_of_the_same_size_and_changed_options(tin
             raise KeyboardInterrupt
         return real_score_chunk(*args, **kwargs)
 
-    monkeypatch.setattr(ml.batch, "score_chunk", crash_on_second_chunk)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", crash_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
-    monkeypatch.setattr(ml.batch, "score_chunk", real_score_chunk)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", real_score_chunk)
     with pytest.raises(JobError, match="cannot resume"):  # another context column
         ScoreJob(tiny_scorer, str(source), str(output), context_col="agent", chunk_rows=4).run(resume=True)
     changed = source.read_bytes().replace("您本期".encode(), "你本期".encode())
@@ -225,7 +225,7 @@ def test_utf16_and_gbk_files_are_read_with_the_right_encoding(tiny_scorer, tmp_p
 
 
 def test_a_gbk_file_read_as_utf8_scores_nothing_and_says_why(tiny_scorer, tmp_path):
-    from ml.batch import NothingScored
+    from ml.serving.batch import NothingScored
 
     source, output = tmp_path / "in.csv", tmp_path / "out.csv"
     pd.DataFrame([{"id": "1", "text": "您好"}, {"id": "2", "text": "请稍等"}]).to_csv(
@@ -237,7 +237,7 @@ def test_a_gbk_file_read_as_utf8_scores_nothing_and_says_why(tiny_scorer, tmp_pa
 
 
 def test_a_wrong_text_column_fails_with_the_columns_found(tiny_scorer, tmp_path):
-    from ml.batch import JobError, NothingScored
+    from ml.serving.batch import JobError, NothingScored
 
     source = tmp_path / "in.csv"
     pd.DataFrame(ROWS).to_csv(source, index=False)
@@ -265,12 +265,12 @@ def test_cli_exit_codes_name_the_problem(tiny_trained_model, tmp_path):
 
 
 def test_a_job_that_fails_before_scoring_leaves_no_parts(tiny_scorer, tmp_path, monkeypatch):
-    import ml.batch
+    import ml.serving.batch
 
     def broken(*args, **kwargs):
         raise RuntimeError("model crashed")
 
-    monkeypatch.setattr(ml.batch, "score_chunk", broken)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", broken)
     source = tmp_path / "in.jsonl"
     write_rows(source, ROWS)
     with pytest.raises(RuntimeError):
@@ -289,12 +289,12 @@ def test_probabilities_are_written_rounded(tiny_scorer, tmp_path):
 
 
 def test_parts_and_output_are_fsynced_before_they_are_renamed(tiny_scorer, tmp_path, monkeypatch):
-    import ml.tabular
+    import ml.data.tabular
 
     synced = []
-    real_fsync = ml.tabular.os.fsync
+    real_fsync = ml.data.tabular.os.fsync
     monkeypatch.setattr(
-        ml.tabular.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd)
+        ml.data.tabular.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd)
     )
     source = tmp_path / "in.jsonl"
     write_rows(source, ROWS)
@@ -315,12 +315,12 @@ def test_two_workers_write_the_same_bytes_as_one(tiny_scorer, tmp_path, suffix):
 
 
 def test_a_run_interrupted_with_one_worker_resumes_with_two(tiny_scorer, tmp_path, monkeypatch):
-    import ml.batch
+    import ml.serving.batch
 
     source = tmp_path / "in.csv"
     pd.DataFrame([{**row, "id": f"{row['id']}-{i}"} for i in range(6) for row in ROWS]).to_csv(source, index=False)
     ScoreJob(tiny_scorer, str(source), str(tmp_path / "once.csv"), chunk_rows=4).run(show_progress=False)
-    real_score_chunk, calls = ml.batch.score_chunk, {"n": 0}
+    real_score_chunk, calls = ml.serving.batch.score_chunk, {"n": 0}
 
     def crash_on_third_chunk(*args, **kwargs):
         calls["n"] += 1
@@ -328,11 +328,11 @@ def test_a_run_interrupted_with_one_worker_resumes_with_two(tiny_scorer, tmp_pat
             raise KeyboardInterrupt("simulated interruption")
         return real_score_chunk(*args, **kwargs)
 
-    monkeypatch.setattr(ml.batch, "score_chunk", crash_on_third_chunk)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", crash_on_third_chunk)
     output = tmp_path / "resumed.csv"
     with pytest.raises(KeyboardInterrupt):
         ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
-    monkeypatch.setattr(ml.batch, "score_chunk", real_score_chunk)
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", real_score_chunk)
     counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4, workers=2).run(
         resume=True, show_progress=False
     )

@@ -4,9 +4,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.data import load_labelled, load_records, load_unlabelled, near_duplicate_pairs
-from ml.split import split_records
-from ml.stats import corpus_stats
+from ml.data.records import load_labelled, load_records, load_unlabelled, near_duplicate_pairs
+from ml.data.split import split_records
+from ml.data.stats import corpus_stats
 
 GOOD = {
     "id": "t-1",

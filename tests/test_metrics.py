@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from ml.evaluation.metrics import calibration, label_metrics, tune_threshold, tune_thresholds
 from ml.labels import LABELS
-from ml.metrics import calibration, label_metrics, tune_threshold, tune_thresholds
 
 
 def test_label_metrics_match_hand_computed_values():

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.batch import ScoreJob
-from ml.pii import find_pii, redact
-from ml.report import build_report
+from ml.data.pii import find_pii, redact
+from ml.reporting.report import build_report
 from ml.serving import create_app
+from ml.serving.batch import ScoreJob
 
 VALID_ID, BAD_CHECK_ID = "11010519491231002X", "110105194912310021"  # same digits, wrong check character
 VALID_CARD, BAD_CARD = "6222 0202 0011 2233 446", "6222 0202 0011 2233 441"

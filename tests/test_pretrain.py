@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ml.config import PretrainConfig
-from ml.corpus import CorpusSource, EvaluationFilter, build_corpus, evaluation_texts
+from ml.data.corpus import CorpusSource, EvaluationFilter, build_corpus, evaluation_texts
 
 LONG_EVALUATION_TEXT = "您好，您的借款已经逾期十五天了，请今天下午六点前在App里还款一千二百元。"
 
@@ -72,7 +72,13 @@ def tiny_pretrain_config(tmp_path, **changes) -> PretrainConfig:
 
 
 def test_replaced_token_detection_learns_from_every_token(tmp_path):
-    from ml.pretrain import ReplacedTokenObjective, WholeWordMaskCollator, bert_config, pack_corpus, train_tokenizer
+    from ml.modeling.pretrain import (
+        ReplacedTokenObjective,
+        WholeWordMaskCollator,
+        bert_config,
+        pack_corpus,
+        train_tokenizer,
+    )
 
     config = tiny_pretrain_config(tmp_path)
     tokenizer = train_tokenizer(config.corpus_path, config.vocab_size, tmp_path / "tok")
@@ -94,7 +100,7 @@ def test_replaced_token_detection_learns_from_every_token(tmp_path):
 
 
 def test_seeded_embeddings_keep_the_source_geometry(tmp_path):
-    from ml.pretrain import seed_embeddings, train_tokenizer
+    from ml.modeling.pretrain import seed_embeddings, train_tokenizer
 
     tokenizer = train_tokenizer(tiny_pretrain_config(tmp_path).corpus_path, 300, tmp_path / "tok")
     rng = np.random.default_rng(0)
@@ -118,7 +124,7 @@ def test_seeded_embeddings_keep_the_source_geometry(tmp_path):
 def test_pretraining_resumes_from_its_last_checkpoint(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from ml.pretrain import pretrain
+    from ml.modeling.pretrain import pretrain
 
     first = pretrain(tiny_pretrain_config(tmp_path, max_steps=4, objective="mlm"))
     assert first["steps"] == 4 and first["resumed_from"] is None

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.batch import NothingScored, ScoreJob
-from ml.report import build_report
+from ml.reporting.report import build_report
+from ml.serving.batch import NothingScored, ScoreJob
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "archive.csv"
 
@@ -123,7 +123,7 @@ def test_an_empty_file_and_an_all_error_file_give_honest_reports(tiny_scorer, ti
 
 
 def test_days_are_read_in_the_report_time_zone_and_unreadable_dates_are_counted():
-    from ml.report import local_days
+    from ml.reporting.report import local_days
 
     values = pd.Series(
         [

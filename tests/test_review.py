@@ -6,11 +6,11 @@ import json
 import pandas as pd
 from typer.testing import CliRunner
 
-from ml.batch import ScoreJob
 from ml.cli import app
-from ml.data import load_records
-from ml.review import labelling_config, select_rows
-from ml.split import split_records
+from ml.data.records import load_records
+from ml.data.review import labelling_config, select_rows
+from ml.data.split import split_records
+from ml.serving.batch import ScoreJob
 
 ROWS = [
     {"id": f"r{i}", "agent_id": f"A{i % 3}", "text": text, "context": "", "channel": "call"}

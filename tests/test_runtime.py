@@ -70,7 +70,7 @@ def test_a_plain_pipeline_agrees_with_the_scorer(tiny_trained_model):
 
 
 def test_onnx_path_needs_a_local_directory():
-    from ml.scorer import ModelLoadError
+    from ml.modeling.model_info import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="local model directory"):
         Scorer.load("some-org/some-hub-model", runtime="onnx")
@@ -78,7 +78,7 @@ def test_onnx_path_needs_a_local_directory():
 
 def test_the_committed_charsmap_is_what_the_builder_makes():
     pytest.importorskip("sentencepiece")
-    from ml.resources.build_charsmap import TARGET, build_charsmap
+    from ml.modeling.resources.build_charsmap import TARGET, build_charsmap
 
     assert build_charsmap() == TARGET.read_bytes()
 

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from conftest import corpus_sample, write_jsonl
 
-from ml.augment import MAX_NOISE_SHARE, augment
-from ml.data import load_labelled
-from ml.labels import LABELS
-from ml.scoreboard import (
+from ml.data.augment import MAX_NOISE_SHARE, augment
+from ml.data.records import load_labelled
+from ml.evaluation.scoreboard import (
     System,
     check_disjoint,
     invariance,
@@ -19,6 +18,7 @@ from ml.scoreboard import (
     out_of_domain,
     slice_folds,
 )
+from ml.labels import LABELS
 
 
 def labelled(id_, text, context="", **labels):

@@ -108,7 +108,7 @@ def edit_json(path, change):
     ],
 )
 def test_a_broken_model_directory_is_refused_with_one_clear_line(tiny_trained_model, tmp_path, breakage, words):
-    from ml.scorer import ModelLoadError
+    from ml.modeling.model_info import ModelLoadError
 
     model = copy_model(tiny_trained_model, tmp_path)
     breakage(model)
@@ -134,11 +134,11 @@ def test_the_cli_reports_a_broken_model_in_one_line_without_a_traceback(tiny_tra
 
 
 def test_a_hub_checkpoint_without_labels_json_falls_back_with_a_warning(tiny_trained_model, tmp_path, monkeypatch):
-    import ml.scorer
+    import ml.modeling.scorer
 
     model = copy_model(tiny_trained_model, tmp_path)
     (model / "labels.json").unlink()
-    monkeypatch.setattr(ml.scorer, "resolve_model_source", lambda source: str(model))  # as if a hub name
+    monkeypatch.setattr(ml.modeling.scorer, "resolve_model_source", lambda source: str(model))  # as if a hub name
     with pytest.warns(UserWarning, match="thresholds of 0.5"):
         scorer = Scorer.load("someone/replyqa-checkpoint")
     assert scorer.info.thresholds == dict.fromkeys(LABELS, 0.5)

@@ -5,9 +5,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ml.config import TrainConfig
-from ml.data import load_labelled
+from ml.data.records import load_labelled
 from ml.labels import LABELS
-from ml.train import MultiLabelTrainer, load_base_model, to_features
+from ml.modeling.train import MultiLabelTrainer, load_base_model, to_features
 
 
 def test_tiny_model_loads_back_through_from_pretrained(tiny_base_model):
@@ -116,7 +116,7 @@ def test_registered_model_loads_by_champion_alias(tiny_trained_model):
 
 def test_the_card_leads_with_held_out_writers_and_out_of_domain(tiny_base_model, small_splits, tmp_path):
     from ml.config import ScoreboardConfig, TrainConfig
-    from ml.train import train
+    from ml.modeling.train import train
 
     held, ood = tmp_path / "held", tmp_path / "ood"
     held.mkdir(), ood.mkdir()

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import yaml
 
-from ml.data import load_labelled
+from ml.data.records import load_labelled
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ml import Scorer
-from ml.data import load_labelled
+from ml.data.records import load_labelled
 from ml.labels import LABELS
 
 scorer = Scorer.load(sys.argv[1] if len(sys.argv) > 1 else "models/default")

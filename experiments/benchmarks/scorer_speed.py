@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from ml.data import load_labelled
-from ml.scorer import Scorer
+from ml.data.records import load_labelled
+from ml.modeling.scorer import Scorer
 
 
 def replies_per_second(predict, texts, contexts, batch: int) -> float:

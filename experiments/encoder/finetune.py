@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 from ml.config import load_config
-from ml.data import load_labelled
-from ml.scoreboard import generalisation, invariance, model_system
-from ml.scorer import Scorer
-from ml.train import train
+from ml.data.records import load_labelled
+from ml.evaluation.scoreboard import generalisation, invariance, model_system
+from ml.modeling.scorer import Scorer
+from ml.modeling.train import train
 
 HERE = Path(__file__).parent
 

@@ -9,11 +9,11 @@ import json
 
 import numpy as np
 
-from ml.baselines import TfidfLogReg
-from ml.data import expand_paths, label_matrix, load_labelled
+from ml.data.records import expand_paths, label_matrix, load_labelled
+from ml.evaluation.baselines import TfidfLogReg
+from ml.evaluation.metrics import label_metrics, tune_thresholds
 from ml.labels import LABELS
-from ml.metrics import label_metrics, tune_thresholds
-from ml.scorer import Scorer
+from ml.modeling.scorer import Scorer
 
 OBJECTIVES = {"threatening": "recall:0.90", "privacy_risk": "recall:0.90"}
 scorer = Scorer.load("models/default")

@@ -7,8 +7,8 @@ on every labelled record (training corpus and held-out writers).
 import json
 from collections import Counter
 
-from ml.data import expand_paths, load_records
-from ml.pii import KINDS, find_pii
+from ml.data.pii import KINDS, find_pii
+from ml.data.records import expand_paths, load_records
 
 records = load_records(expand_paths(["data/labelled", "data/heldout_writers"])).records
 found, agree = Counter(), Counter()

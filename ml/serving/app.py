@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml.config import ScoreConfig, ServeConfig
 from ml.labels import LABELS
-from ml.scorer import DeadlineExceeded, InvalidReply, Scorer
+from ml.modeling.scorer import DeadlineExceeded, InvalidReply, Scorer
 from ml.serving.batcher import MicroBatcher, QueueFull
 from ml.serving.guard import ApiKeys, RequestGuard
 from ml.serving.schemas import (

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ml.scorer import DeadlineExceeded, Scorer
+from ml.modeling.scorer import DeadlineExceeded, Scorer
 
 
 class QueueFull(RuntimeError):

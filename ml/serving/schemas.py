@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from ml.config import ServeConfig
-from ml.scorer import VISIBLE_CHAR
-from ml.text import SURROGATE
+from ml.data.text import SURROGATE
+from ml.modeling.scorer import VISIBLE_CHAR
 
 PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"  # what `_check_id` accepts
 

@@ -11,7 +11,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from ml.data import Record, near_duplicate_pairs
+from ml.data.records import Record, near_duplicate_pairs
 from ml.labels import LABELS
 
 SPLITS = ("train", "validation", "test")

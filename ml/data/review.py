@@ -21,10 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from ml.data import Record
+from ml.data.records import Record
 from ml.labels import LABELS, SCENARIOS
-from ml.report import load_scored
-from ml.scorer import ModelInfo, resolve_model_source
+from ml.modeling.model_info import ModelInfo, resolve_model_source
+from ml.reporting.report import load_scored
 
 SELECTIONS = ("uncertain", "flagged", "random")
 LABEL_HINTS = {

@@ -16,10 +16,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
-from ml.data import label_matrix
+from ml.data.records import label_matrix
+from ml.data.text import normalise_for_model
+from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
-from ml.metrics import tune_thresholds
-from ml.text import normalise_for_model
 
 
 def _ngrams(text: str, sizes: tuple[int, ...] = (2, 3, 4)) -> set[str]:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from ml.config import CoverageTargets
-from ml.data import Record, unintended_duplicates
+from ml.data.records import Record, unintended_duplicates
+from ml.data.text import to_simplified
 from ml.labels import CHANNELS, LABELS, SCENARIOS
-from ml.text import to_simplified
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 HALF_WIDTH_PUNCT = re.compile(r"[\u4e00-\u9fff][,.?!:;]|[,.?!:;][\u4e00-\u9fff]")

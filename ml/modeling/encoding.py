@@ -19,7 +19,7 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def model_normaliser(existing: normalizers.Normalizer | None) -> normalizers.Normalizer:
     """NFKC plus a one-to-one Traditional-to-Simplified character map (OpenCC's TSCharacters, first
-    choice), compiled into one SentencePiece charsmap (`ml/resources/nfkc_t2s.charsmap`), then `existing`."""
+    choice), compiled into one SentencePiece charsmap (`ml/modeling/resources/nfkc_t2s.charsmap`), then `existing`."""
     mapped = normalizers.Precompiled(CHARSMAP.read_bytes())
     return normalizers.Sequence([mapped, existing]) if existing is not None else mapped
 

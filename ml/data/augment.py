@@ -6,7 +6,7 @@
   other channels write it (half-width or missing punctuation, ASR spaces, an emoji, a Traditional
   character form). Copies stay under 15% of the training set and are counted in the MLflow run.
 
-The scoreboard's invariance probes (ml/scoreboard.py) use their own transforms; the overlap
+The scoreboard's invariance probes (ml/evaluation/scoreboard.py) use their own transforms; the overlap
 (punctuation width, stripped punctuation, spaces, emoji, Traditional) is stated in the model card.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from datasets import Dataset
 
-from ml.text import to_traditional
+from ml.data.text import to_traditional
 
 MAX_NOISE_SHARE = 0.15
 _PUNCT = re.compile(r"[，。！？：；、,.!?:;]")

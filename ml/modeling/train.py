@@ -24,16 +24,18 @@ from transformers import (
     set_seed,
 )
 
-from ml.augment import augment
 from ml.config import ScoreboardConfig, TrainConfig
-from ml.data import label_matrix, load_labelled
-from ml.encoding import ReplyEncoder, with_model_normaliser
-from ml.export import export_model
+from ml.data.augment import augment
+from ml.data.records import label_matrix, load_labelled
+from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
-from ml.metrics import tune_thresholds
-from ml.runtime import configure_cpu_threads, device_precision
-from ml.scorer import ModelInfo, Scorer
-from ml.tracking import log_config, log_model, start_run
+from ml.modeling.encoding import ReplyEncoder, with_model_normaliser
+from ml.modeling.export import export_onnx
+from ml.modeling.model_info import ModelInfo
+from ml.modeling.registry import log_model
+from ml.modeling.runtime import configure_cpu_threads, device_precision
+from ml.modeling.scorer import Scorer
+from ml.tracking import log_config, start_run
 
 
 def to_features(dataset: Dataset, tokenizer, config: TrainConfig) -> Dataset:
@@ -179,11 +181,26 @@ def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
     return info.thresholds
 
 
+def export_for_cpu(output_dir: Path, gate_sets: dict[str, Path]) -> dict:
+    """ONNX fp32 and int8 beside the weights; the int8 gate decides the CPU default, recorded in
+    labels.json. The directory ships only what it runs (fp32 is rebuilt into a cache on request)."""
+    from ml.evaluation.evaluate import int8_gate
+
+    fp32, _ = export_onnx(output_dir)
+    gate = int8_gate(output_dir, gate_sets)
+    info = ModelInfo.read(output_dir)
+    info.cpu_runtime = {"runtime": "onnx", "precision": "int8" if gate["passed"] else "fp32", "int8_gate": gate}
+    info.write(output_dir)
+    if gate["passed"]:
+        fp32.unlink()
+    return info.cpu_runtime
+
+
 def train(config: TrainConfig, config_path: Path | None = None, board: ScoreboardConfig | None = None) -> dict:
     """Fine-tune, save, tune thresholds, evaluate on test and on held-out writers and out-of-domain
     replies (`board`), write the card, log and register in MLflow."""
-    from ml.evaluate import evaluate_model, write_model_card
-    from ml.scoreboard import generalisation, systems_for
+    from ml.evaluation.evaluate import evaluate_model, write_model_card
+    from ml.evaluation.scoreboard import generalisation, systems_for
 
     work_dir = Path("experiments") / "checkpoints" / Path(config.output_dir).name
     with start_run("train") as run:
@@ -197,7 +214,7 @@ def train(config: TrainConfig, config_path: Path | None = None, board: Scoreboar
             gate_sets = {"validation": Path(config.validation_file), "test": Path(config.test_file)}
             if board:
                 gate_sets.update({p.stem: p for p in sorted(Path(board.held_out).glob("*.jsonl"))})
-            cpu_runtime = export_model(output_dir, gate_sets)
+            cpu_runtime = export_for_cpu(output_dir, gate_sets)
             mlflow.log_params({"cpu_runtime": cpu_runtime["runtime"], "cpu_precision": cpu_runtime["precision"]})
         # The default runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
         # test report and the card describe is what `Scorer.load` runs.

@@ -45,8 +45,8 @@ from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 from transformers.trainer_utils import get_last_checkpoint
 
 from ml.config import PretrainConfig
-from ml.encoding import with_model_normaliser
-from ml.runtime import TimeLimitCallback, device_precision
+from ml.modeling.encoding import with_model_normaliser
+from ml.modeling.runtime import TimeLimitCallback, device_precision
 from ml.tracking import log_artifacts, log_config, start_run
 
 jieba.setLogLevel(logging.WARNING)

@@ -6,7 +6,7 @@ builder into the charsmap format that `tokenizers.normalizers.Precompiled` reads
 A character map cannot do OpenCC's phrase-level choices (乾隆 becomes 干隆); that is the price of
 running inside any tokenizer. Needs the `sentencepiece` package (a dev dependency):
 
-    python -m ml.resources.build_charsmap
+    python -m ml.modeling.resources.build_charsmap
 """
 
 from __future__ import annotations

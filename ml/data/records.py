@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationErr
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
+from ml.data.text import SURROGATE
 from ml.labels import LABELS, Channel, NoiseTag, Scenario
-from ml.text import SURROGATE
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 

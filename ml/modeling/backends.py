@@ -63,7 +63,7 @@ class TorchBackend:
     def __init__(self, model, device=None) -> None:
         import torch
 
-        from ml.runtime import best_device, configure_cpu_threads
+        from ml.modeling.runtime import best_device, configure_cpu_threads
 
         configure_cpu_threads()
         self.torch = torch

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ml.baselines import fit_baselines
 from ml.config import TrainConfig
-from ml.data import label_matrix, load_labelled
+from ml.data.records import label_matrix, load_labelled
+from ml.evaluation.baselines import fit_baselines
+from ml.evaluation.metrics import calibration, label_metrics, pr_curve_points
 from ml.labels import LABELS
-from ml.metrics import calibration, label_metrics, pr_curve_points
-from ml.scorer import ModelInfo, Scorer
+from ml.modeling.model_info import ModelInfo
+from ml.modeling.scorer import Scorer
 from ml.tracking import start_run
 
 # Utterances from the annotation guide, scored into the model card (and checked by the tests).
@@ -264,3 +265,38 @@ def write_model_card(
         "- Context is one customer message; labels that depend on earlier turns (who was verified) can be missed.",
     ]
     (model_dir / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+MIN_DECISION_AGREEMENT = 0.99
+MAX_MACRO_F1_LOSS = 0.005
+
+
+def int8_gate(model_dir: Path, evaluation_files: dict[str, Path]) -> dict[str, Any]:
+    """The int8 quality gate: int8 becomes the CPU default only if, against the fp32 model on the same
+    texts, it keeps >= 99% of decisions identical and loses <= 0.5 macro-F1 points on every
+    evaluation set given. Returns per set: identical decisions, largest probability gap, both macro-F1."""
+    fp32 = Scorer.load(model_dir, runtime="onnx", precision="fp32")
+    int8 = Scorer.load(model_dir, runtime="onnx", precision="int8")
+    report: dict[str, Any] = {"sets": {}}
+    for name, path in evaluation_files.items():
+        data = load_labelled([path])
+        truth = label_matrix(data).astype(int)
+        p32 = fp32.predict_proba(data["text"], data["context"])
+        p8 = int8.predict_proba(data["text"], data["context"])
+        report["sets"][name] = {
+            "records": len(data),
+            "decisions_identical": round(float(np.mean((p32 >= fp32.thresholds) == (p8 >= int8.thresholds))), 5),
+            "max_probability_difference": round(float(np.abs(p32 - p8).max()), 4),
+            "macro_f1_fp32": label_metrics(truth, p32, fp32.info.thresholds)["macro_f1"],
+            "macro_f1_int8": label_metrics(truth, p8, int8.info.thresholds)["macro_f1"],
+        }
+    sets = report["sets"].values()
+    report["passed"] = all(
+        s["decisions_identical"] >= MIN_DECISION_AGREEMENT
+        and s["macro_f1_fp32"] - s["macro_f1_int8"] <= MAX_MACRO_F1_LOSS
+        for s in sets
+    )
+    report["rule"] = (
+        f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
+    )
+    return report

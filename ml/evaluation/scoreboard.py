@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ml.baselines import fit_baselines
 from ml.config import ScoreboardConfig, TrainConfig
-from ml.data import expand_paths, label_matrix, load_labelled, normalise_text
+from ml.data.records import expand_paths, label_matrix, load_labelled, normalise_text
+from ml.data.text import to_traditional
+from ml.evaluation.baselines import fit_baselines
+from ml.evaluation.metrics import label_metrics, recall_at_precision
 from ml.labels import LABELS
-from ml.metrics import label_metrics, recall_at_precision
-from ml.scorer import Scorer
-from ml.text import to_traditional
+from ml.modeling.scorer import Scorer
 
 RISK_LABELS = ("threatening", "privacy_risk")
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml.data import load_records
-from ml.text import normalise_for_model
+from ml.data.records import load_records
+from ml.data.text import normalise_for_model
 
 ALLOWED_LICENCES = {"Apache-2.0", "MIT", "CC-BY-4.0", "statute-not-copyrightable"}
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")

@@ -25,10 +25,8 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ml.labels import LABELS
-from ml.pii import find_pii, redact
-from ml.scorer import InvalidReply, Scorer
-from ml.tabular import (
+from ml.data.pii import find_pii, redact
+from ml.data.tabular import (
     clean_text_values,
     count_rows,
     detect_encoding,
@@ -39,6 +37,8 @@ from ml.tabular import (
     read_chunks,
     write_part,
 )
+from ml.labels import LABELS
+from ml.modeling.scorer import InvalidReply, Scorer
 
 SCORE_COLUMNS = [f"p_{label}" for label in LABELS] + list(LABELS) + ["pii", "error"]
 
@@ -191,7 +191,7 @@ class PartWriter:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            from ml.backends import cpu_threads
+            from ml.modeling.backends import cpu_threads
 
             scorer = self.job.scorer
             options = scorer.load_options() | {"threads": max(1, cpu_threads() // self.job.workers)}

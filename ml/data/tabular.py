@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.text import SURROGATE
+from ml.data.text import SURROGATE
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 ENCODINGS = ("utf-8", "utf-8-sig", "gbk", "gb18030", "utf-16")

@@ -12,11 +12,12 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader
 
-from ml.batch import SCORE_COLUMNS
+from ml.data.pii import find_pii, redact
+from ml.data.tabular import fixed_columns, read_chunks
 from ml.labels import LABELS
-from ml.pii import find_pii, redact
-from ml.scorer import InvalidReply, ModelInfo, Scorer, resolve_model_source
-from ml.tabular import fixed_columns, read_chunks
+from ml.modeling.model_info import ModelInfo, resolve_model_source
+from ml.modeling.scorer import InvalidReply, Scorer
+from ml.serving.batch import SCORE_COLUMNS
 
 RISK_LABELS = ("threatening", "privacy_risk")
 GROUP_COLUMNS = {"agent": ("agent_id", "agent"), "team": ("team",), "day": ("timestamp", "time", "date", "day")}
@@ -228,7 +229,7 @@ def build_report(
     summary = summarise(frame, timezone)
     summary["model"] = {"name": info.name, "version": info.version, "test_metrics": info.test_metrics}
     summary["source"] = str(scored_file)
-    environment = Environment(loader=PackageLoader("ml", "templates"), autoescape=True)
+    environment = Environment(loader=PackageLoader("ml.reporting", "templates"), autoescape=True)
     environment.filters["pct"] = percent
     page = environment.get_template("report.html.j2").render(
         summary=summary,

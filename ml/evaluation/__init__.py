@@ -1,0 +1,1 @@
+"""Evaluation: metrics, baselines, the test-split report and the generalisation scoreboard."""

@@ -1,0 +1,1 @@
+"""Reporting: the HTML report and summaries for QA leads."""
