@@ -202,7 +202,8 @@ def train(config: TrainConfig, config_path: Path | None = None, board: Scoreboar
     from ml.evaluation.evaluate import evaluate_model, write_model_card
     from ml.evaluation.scoreboard import generalisation, systems_for
 
-    work_dir = Path("experiments") / "checkpoints" / Path(config.output_dir).name
+    output = Path(config.output_dir)
+    work_dir = output.with_name(output.name + "-checkpoints")  # per output, so runs side by side do not collide
     with start_run("train") as run:
         log_config(config)
         if config_path:
