@@ -363,12 +363,15 @@ def report(
     model: str = typer.Option("models/default", help="Model whose name, version and test metrics the report shows."),
     timezone: str = typer.Option("Asia/Shanghai", help="Time zone of the report's days; naive timestamps are in it."),
     show_pii: bool = typer.Option(False, help="Show ID, card and phone numbers unmasked (masked by default)."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (the conversation rubric: report.conversation)."),
 ) -> None:
-    """A self-contained HTML report for QA leads, plus a JSON/CSV summary for BI tools."""
+    """A self-contained HTML report for QA leads, plus a JSON/CSV summary for BI tools; with a
+    conversation id column, conversation scorecards and auto-fail items too."""
     from ml.reporting.report import build_report
 
     try:
-        written = build_report(scored, output, summary, model, timezone, show_pii)
+        rubric = project_config(config).report.conversation
+        written = build_report(scored, output, summary, model, timezone, show_pii, rubric)
     except (ValueError, OSError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None

@@ -148,6 +148,55 @@ class ScoreboardConfig(StrictModel):
     out_dir: str = "reports/scoreboard"
 
 
+class ConversationRubric(StrictModel):
+    """How `replyqa report` scores a conversation (0-100) from its scored agent turns."""
+
+    id_columns: list[str] = Field(
+        ["conversation_id", "session_id", "call_id"], description="The first of these in the file groups turns."
+    )
+    turn_columns: list[str] = Field(["turn", "turn_no", "seq"], description="Orders turns; else the file order.")
+    weights: dict[Literal["polite", "clear", "empathy"], float] = Field(
+        {"polite": 30, "clear": 40, "empathy": 30},
+        description="polite/clear: share of replies; empathy: shown at or after the first hardship turn "
+        "(counted only in conversations with one).",
+    )
+    auto_fail: list[Literal["threatening", "privacy_risk"]] = Field(
+        ["threatening", "privacy_risk"], description="Any reply with one of these makes the conversation score 0."
+    )
+    hardship_terms: list[str] = Field(
+        [
+            "失业",
+            "没工作",
+            "没了工作",
+            "裁员",
+            "生病",
+            "住院",
+            "手术",
+            "病了",
+            "去世",
+            "走了",
+            "离婚",
+            "破产",
+            "倒闭",
+            "还不上",
+            "没钱",
+            "困难",
+            "难处",
+            "压力大",
+            "撑不下去",
+            "活不下去",
+            "怀孕",
+            "工资没发",
+            "欠薪",
+        ],
+        description="A customer message (the reply's context) with one of these calls for empathy.",
+    )
+
+
+class ReportConfig(StrictModel):
+    conversation: ConversationRubric = ConversationRubric()
+
+
 class ProjectConfig(StrictModel):
     """configs/default.yaml: everything one run of the pipeline needs."""
 
@@ -156,6 +205,7 @@ class ProjectConfig(StrictModel):
     score: ScoreConfig = ScoreConfig()
     serve: ServeConfig = ServeConfig()
     scoreboard: ScoreboardConfig = ScoreboardConfig()
+    report: ReportConfig = ReportConfig()
 
 
 Config = TypeVar("Config", bound=StrictModel)

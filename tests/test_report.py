@@ -154,3 +154,83 @@ def test_summary_counts_unreadable_dates(tiny_scorer, tiny_trained_model, tmp_pa
     summary = json.loads(summary_file.read_text(encoding="utf-8"))
     assert summary["unreadable_dates"] == 2 and summary["timezone"] == "Asia/Shanghai"
     assert [row["day"] for row in summary["breakdowns"]["day"]] == ["2026-11-01"]
+
+
+# ---------------------------------------------------------------- conversation scorecards
+
+
+def scored_turn(conversation, turn, agent, day, context="", **labels):
+    row = {
+        "conversation_id": conversation,
+        "turn": turn,
+        "agent_id": agent,
+        "team": "T1",
+        "timestamp": day,
+        "context": context,
+        "text": "……",
+        "error": pd.NA,
+    }
+    for label in ("polite", "clear", "empathetic", "threatening", "privacy_risk"):
+        row[label] = labels.get(label, 0)
+        row[f"p_{label}"] = float(labels.get(label, 0))
+    return row
+
+
+def test_conversation_scorecards_follow_the_rubric():
+    from ml.config import ConversationRubric
+    from ml.reporting.report import summarise
+
+    frame = pd.DataFrame(
+        [
+            # c1 (rows out of order): hardship at turn 2, empathy at turn 4 -> (30*1 + 40*0.5 + 30*1) / 100
+            scored_turn("c1", 1, "A1", "2026-11-16 09:00", polite=1, clear=1),
+            scored_turn("c1", 4, "A1", "2026-11-16 09:03", "我刚失业了", polite=1, empathetic=1),
+            scored_turn("c1", 2, "A1", "2026-11-16 09:01", "我生病住院了", polite=1, clear=1),
+            scored_turn("c1", 3, "A1", "2026-11-16 09:02", "嗯", polite=1),
+            # c2: a threat at turn 4 -> auto-fail, score 0
+            scored_turn("c2", 2, "A2", "2026-11-17 10:00", polite=1, clear=1),
+            scored_turn("c2", 4, "A2", "2026-11-17 10:02", threatening=1),
+            # c3 (A1, the week after): no hardship, so empathy is not counted -> (30*1 + 40*1) / 70
+            scored_turn("c3", 1, "A1", "2026-11-24 11:00", polite=1, clear=1),
+        ]
+    )
+    summary = summarise(frame, rubric=ConversationRubric())
+    cards = {c["conversation"]: c for c in summary["conversations"]["cards"]}
+    assert cards["c1"]["score"] == 80.0 and cards["c1"]["hardship_turn"] == 2 and cards["c1"]["empathy_shown"]
+    assert cards["c1"]["polite_share"] == 1.0 and cards["c1"]["clear_share"] == 0.5
+    assert cards["c2"]["score"] == 0.0 and cards["c2"]["auto_fail"] == [{"turn": 4, "label": "threatening"}]
+    assert cards["c3"]["score"] == 100.0 and cards["c3"]["empathy_shown"] is None
+    agents = {row["agent"]: row for row in summary["breakdowns"]["agent"]}
+    assert agents["A1"]["conversations"] == 2 and agents["A1"]["mean_score"] == 90.0
+    assert agents["A1"]["week_over_week"] == 20.0  # week of 11-24 (100) against week of 11-16 (80)
+    assert agents["A2"]["auto_fail_rate"] == 1.0 and agents["A2"]["week_over_week"] is None
+    # the rubric is configuration: without empathy's weight c1 is (30*1 + 40*0.5) / 70
+    no_empathy = ConversationRubric(weights={"polite": 30, "clear": 40, "empathy": 0})
+    cards = {c["conversation"]: c for c in summarise(frame, rubric=no_empathy)["conversations"]["cards"]}
+    assert cards["c1"]["score"] == round(100 * (30 + 20) / 70, 1)
+    assert summarise(frame.drop(columns=["conversation_id"]), rubric=ConversationRubric()).get("conversations") is None
+
+
+def test_the_page_shows_conversations_and_auto_fail_items_in_a_browser(tiny_trained_model, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    rows = [
+        scored_turn("conv-9", 1, "A1", "2026-11-16 09:00", polite=1, clear=1),
+        scored_turn("conv-9", 2, "A1", "2026-11-16 09:01", "我失业了", privacy_risk=1),
+    ]
+    scored = tmp_path / "scored.csv"
+    pd.DataFrame(rows).to_csv(scored, index=False)
+    page, summary_file = tmp_path / "report.html", tmp_path / "summary.json"
+    build_report(scored, page, summary_file, str(tiny_trained_model))
+    html = page.read_text(encoding="utf-8")
+    assert ">Conversations<" in html and "turn 2: privacy_risk" in html
+    csv = pd.read_csv(summary_file.with_suffix(".csv"))
+    assert csv.loc[csv["level"] == "conversation", "auto_fail"].tolist() == ["turn 2 privacy_risk"]
+    if chromium is None:
+        pytest.skip("chromium is not installed (the page itself was checked above)")
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "turn 2: privacy_risk" in dom and "conv-9" in dom

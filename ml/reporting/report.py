@@ -12,11 +12,13 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader
 
+from ml.config import ConversationRubric
 from ml.data.pii import find_pii, redact
 from ml.data.tabular import fixed_columns, read_chunks
 from ml.labels import LABELS
 from ml.modeling.model_info import ModelInfo, resolve_model_source
 from ml.modeling.scorer import InvalidReply, Scorer
+from ml.reporting.conversations import conversation_scorecards
 from ml.serving.batch import SCORE_COLUMNS
 
 RISK_LABELS = ("threatening", "privacy_risk")
@@ -91,7 +93,9 @@ def rates(scored: pd.DataFrame) -> dict[str, Any]:
     return row
 
 
-def summarise(frame: pd.DataFrame, timezone: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
+def summarise(
+    frame: pd.DataFrame, timezone: str = DEFAULT_TIMEZONE, rubric: ConversationRubric | None = None
+) -> dict[str, Any]:
     scored = frame[frame["error"].isna()]
     overall = rates(scored)
     summary: dict[str, Any] = {
@@ -123,6 +127,15 @@ def summarise(frame: pd.DataFrame, timezone: str = DEFAULT_TIMEZONE) -> dict[str
                 )
             table.sort(key=lambda r: (-r["flagged_rate"], r["polite_rate"]))
         summary["breakdowns"][name] = table
+    if rubric is not None and (conversations := conversation_scorecards(frame, rubric, keys)):
+        summary["conversations"] = conversations
+        for name in ("agent", "team"):  # conversation-level figures next to the reply-level ones
+            figures = {row[name]: row for row in conversations[f"by_{name}"]}
+            for row in summary["breakdowns"].get(name, []):
+                extra = figures.get(row[name], {})
+                row.update(
+                    {k: extra.get(k) for k in ("conversations", "auto_fail_rate", "mean_score", "week_over_week")}
+                )
     return summary
 
 
@@ -207,7 +220,10 @@ def summary_csv_rows(summary: dict[str, Any]) -> pd.DataFrame:
     rows = [{"level": "overall", "key": "all", **summary["overall"]}]
     for name, table in summary["breakdowns"].items():
         rows += [{"level": name, "key": row[name], **{k: v for k, v in row.items() if k != name}} for row in table]
-    return pd.DataFrame(rows)
+    for card in summary.get("conversations", {}).get("cards", []):
+        items = "; ".join(f"turn {item['turn']} {item['label']}" for item in card["auto_fail"])
+        rows.append({"level": "conversation", "key": card["conversation"], **card, "auto_fail": items})
+    return pd.DataFrame(rows).drop(columns=["conversation"], errors="ignore")
 
 
 def percent(value: float | None) -> str:
@@ -221,12 +237,16 @@ def build_report(
     model: str,
     timezone: str = DEFAULT_TIMEZONE,
     show_pii: bool = False,
+    rubric: ConversationRubric | None = None,
 ) -> list[Path]:
+    """The HTML page (and the summary files); conversation scorecards when the file has a
+    conversation id, scored by `rubric` (the `report.conversation` section of the config)."""
+    rubric = rubric or ConversationRubric()
     frame = load_scored(scored_file)
     location = resolve_model_source(model)
     info = ModelInfo.read(location) if isinstance(location, Path) else ModelInfo(name=str(model))
     scorer = Scorer.load(location) if "text" in frame and len(frame) else None
-    summary = summarise(frame, timezone)
+    summary = summarise(frame, timezone, rubric)
     summary["model"] = {"name": info.name, "version": info.version, "test_metrics": info.test_metrics}
     summary["source"] = str(scored_file)
     environment = Environment(loader=PackageLoader("ml.reporting", "templates"), autoescape=True)
