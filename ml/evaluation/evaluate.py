@@ -190,6 +190,30 @@ def generalisation_lines(board: dict[str, Any]) -> list[str]:
     return lines
 
 
+def runtime_lines(info: ModelInfo, scorer: Scorer) -> list[str]:
+    """Card section: what runs the model on a CPU, and the int8 gate's measurements."""
+    runtime = info.cpu_runtime
+    if not runtime:
+        return []
+    lines = [
+        "## CPU runtime",
+        "",
+        f"`Scorer.load` runs this model with **{runtime['runtime']} {runtime['precision']}** on a CPU "
+        f'(these card numbers: {scorer.runtime}); PyTorch on a GPU or with `runtime="torch"`.',
+        f"int8 quality gate ({runtime['int8_gate']['rule']}): "
+        f"**{'passed' if runtime['int8_gate']['passed'] else 'failed'}**.",
+        "",
+        "| set | records | identical decisions | largest probability gap | macro-F1 fp32 | macro-F1 int8 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in runtime["int8_gate"]["sets"].items():
+        lines.append(
+            f"| {name} | {r['records']} | {r['decisions_identical']:.2%} | {r['max_probability_difference']} | "
+            f"{r['macro_f1_fp32']} | {r['macro_f1_int8']} |"
+        )
+    return [*lines, ""]
+
+
 def write_model_card(
     model_dir: Path, config: TrainConfig, report: dict[str, Any], scorer: Scorer, board: dict[str, Any] | None = None
 ) -> None:
@@ -228,6 +252,7 @@ def write_model_card(
         f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).",
         "",
         *generalisation_lines(board or {}),
+        *runtime_lines(info, scorer),
         f"## Test metrics ({report['data']['records']} records, same writers as training)",
         "",
         "| label | precision | recall | F1 | ROC-AUC | PR-AUC | support | ECE |",
