@@ -234,3 +234,17 @@ def test_the_page_shows_conversations_and_auto_fail_items_in_a_browser(tiny_trai
         timeout=60,
     ).stdout
     assert "turn 2: privacy_risk" in dom and "conv-9" in dom
+
+
+def test_the_conversation_sample_gives_scorecards(tiny_scorer, tiny_trained_model, tmp_path):
+    sample = SAMPLE.with_name("conversations.csv")
+    archive = pd.read_csv(sample, dtype=str, keep_default_na=False)
+    scored = tmp_path / "scored.csv"
+    ScoreJob(tiny_scorer, str(sample), str(scored)).run(show_progress=False)
+    summary_file = tmp_path / "summary.json"
+    build_report(scored, tmp_path / "report.html", summary_file, str(tiny_trained_model))
+    conversations = json.loads(summary_file.read_text(encoding="utf-8"))["conversations"]
+    assert conversations["conversations"] == archive["conversation_id"].nunique() >= 300
+    assert {row["agent"] for row in conversations["by_agent"]} == set(archive["agent_id"])
+    turns = archive.groupby("conversation_id").size()
+    assert turns.between(3, 12).all() and archive["timestamp"].str[:10].nunique() == 14
