@@ -277,6 +277,13 @@ def score(
         None, min=1, help="Processes, each with its own model (default: score.workers)."
     ),
     runtime: str | None = typer.Option(None, help="onnx, torch or auto (default: score.runtime)."),
+    engine: str = typer.Option(
+        "local", help="local, or ray: many files on a Ray cluster (pip install -e '.[distributed]')."
+    ),
+    address: str | None = typer.Option(
+        None, help="With --engine ray: auto or ray://host:10001 (default: a local cluster)."
+    ),
+    num_actors: int = typer.Option(2, min=1, help="With --engine ray: scoring actors, each with its own model."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (max characters, batch and chunk size)."),
 ) -> None:
     """Score every row of an archive; every input row appears in the output, scored or with its error.
@@ -287,6 +294,16 @@ def score(
     settings = project_config(config).score
     try:
         scorer = Scorer.load(model, **(settings.scorer_options() | ({"runtime": runtime} if runtime else {})))
+        if engine == "ray":
+            from ml.serving.batch import ChunkSettings
+            from ml.serving.distributed import score_on_ray
+
+            chunk = ChunkSettings(text_col, context_col, id_col, encoding or "utf-8", redact)
+            counts = score_on_ray(
+                scorer, source, output, chunk, settings.chunk_rows, encoding, address, num_actors, resume=resume
+            )
+            console.print(json.dumps(counts))
+            return
         job = ScoreJob(
             scorer,
             source,
