@@ -1,11 +1,12 @@
 """Micro-batching for the API: concurrent requests are gathered into one model call.
 
 One worker thread owns the model for plain scoring. A request puts its replies on a bounded queue
-and waits; the worker takes the first waiting request, gathers more for at most `wait_ms` or until
-`max_batch` replies, scores them in one `predict_proba` call (sorted by length inside), and hands
-each request its own rows. A full queue is refused at once (the route answers 503 with
-Retry-After) instead of letting latency grow without bound; a request whose deadline passes while
-it waits is answered with DeadlineExceeded and never scored.
+and waits; the worker takes the first waiting request and, while other callers are in flight,
+gathers more for at most `wait_ms` or until `max_batch` replies (a lone request does not wait),
+scores them in one `predict_proba` call (sorted by length inside), and hands each request its own
+rows. A full queue is refused at once (the route answers 503 with Retry-After) instead of letting
+latency grow without bound; a request whose deadline passes while it waits is answered with
+DeadlineExceeded and never scored.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class MicroBatcher:
         self.wait_s = wait_ms / 1000
         self.queue: queue.Queue[_Request] = queue.Queue(maxsize=queue_size)
         self.metrics = metrics
+        self._in_flight = 0  # callers between put and answer; the worker waits for more only if some are queued
+        self._count_lock = threading.Lock()
         self._worker = threading.Thread(target=self._run, name="replyqa-batcher", daemon=True)
         self._worker.start()
 
@@ -47,22 +50,29 @@ class MicroBatcher:
         """Probabilities for one request's replies (already checked), in LABELS order. Raises
         QueueFull when the queue is full and DeadlineExceeded when `deadline` passes first."""
         request = _Request(list(texts), list(contexts), deadline)
+        with self._count_lock:
+            self._in_flight += 1
         try:
-            self.queue.put_nowait(request)
-        except queue.Full:
-            raise QueueFull(f"{self.queue.maxsize} requests are already waiting") from None
-        if self.metrics:
-            self.metrics.queue_depth.set(self.queue.qsize())
-        try:
-            return request.result.result(timeout=max(0.0, deadline - time.monotonic()) + 0.05)
-        except TimeoutError:
-            raise DeadlineExceeded("the request deadline passed while it waited for the model") from None
+            try:
+                self.queue.put_nowait(request)
+            except queue.Full:
+                raise QueueFull(f"{self.queue.maxsize} requests are already waiting") from None
+            if self.metrics:
+                self.metrics.queue_depth.set(self.queue.qsize())
+            try:
+                return request.result.result(timeout=max(0.0, deadline - time.monotonic()) + 0.05)
+            except TimeoutError:
+                raise DeadlineExceeded("the request deadline passed while it waited for the model") from None
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
 
     def _gather(self) -> list[_Request]:
         batch = [self.queue.get()]
         size = len(batch[0].texts)
         closes = time.monotonic() + self.wait_s
-        while size < self.max_batch:
+        # A lone request is scored at once; the window is only waited when other callers are in flight.
+        while size < self.max_batch and (self._in_flight > len(batch) or not self.queue.empty()):
             try:
                 request = self.queue.get(timeout=max(0.0, closes - time.monotonic()))
             except queue.Empty:
