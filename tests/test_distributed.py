@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from test_batch import ROWS
 
 from ml.serving.batch import ChunkSettings, ScoreJob
 
 ray = pytest.importorskip("ray")
-
-ROWS = [
-    {"id": "r1", "text": "您好，您本期应还1,280元。", "context": "要还多少", "conversation_id": "c1"},
-    {"id": "r2", "text": "   ", "context": "", "conversation_id": "c1"},
-    {"id": "r3", "text": "再不还钱就去你单位闹", "context": "", "conversation_id": "c2"},
-    {"id": "r4", "text": "好" * 400, "context": "", "conversation_id": "c2"},
-    {"id": "r5", "text": "理解您的难处，我帮您申请分期。", "context": "我失业了", "conversation_id": "c3"},
-]
 
 
 @pytest.fixture(scope="module")
