@@ -60,23 +60,26 @@ class OnnxBackend:
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model, device=None) -> None:
+    def __init__(self, model, device=None, threads: int | None = None) -> None:
         import torch
 
         from ml.modeling.runtime import best_device, configure_cpu_threads
 
         configure_cpu_threads()
+        if threads:
+            torch.set_num_threads(threads)
         self.torch = torch
         self.device = torch.device(device) if device else best_device()
         self.model = model.to(self.device).eval()
         self.precision = "fp32"
 
     @classmethod
-    def from_pretrained(cls, location, device=None) -> TorchBackend:
+    def from_pretrained(cls, location, device=None, threads: int | None = None) -> TorchBackend:
         import torch
         from transformers import AutoModelForSequenceClassification
 
-        return cls(AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32), device)
+        model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
+        return cls(model, device, threads)
 
     @property
     def config(self):

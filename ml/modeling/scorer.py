@@ -143,7 +143,7 @@ class Scorer:
                 encoder = ReplyEncoder.from_pretrained(location, info.max_length, info.use_context)
                 info.check_labels(_config_labels(location), str(source))
             else:
-                backend, encoder, info = _torch_parts(location, info, device)
+                backend, encoder, info = _torch_parts(location, info, device, threads)
                 info.check_labels([backend.config.id2label[i] for i in range(backend.config.num_labels)], str(source))
         except (OSError, ValueError) as error:
             if isinstance(error, ModelLoadError):
@@ -349,10 +349,10 @@ def _config_labels(model_dir: Path) -> list[str]:
     return [id2label.get(str(i)) for i in range(len(id2label))]
 
 
-def _torch_parts(location: Path | str, info: ModelInfo | None, device: str | None):
+def _torch_parts(location: Path | str, info: ModelInfo | None, device: str | None, threads: int | None = None):
     from transformers import AutoTokenizer
 
-    backend = TorchBackend.from_pretrained(location, device)
+    backend = TorchBackend.from_pretrained(location, device, threads)
     info = info or _hub_model_info(str(location), backend.model)
     encoder = ReplyEncoder.from_pretrained(AutoTokenizer.from_pretrained(location), info.max_length, info.use_context)
     return backend, encoder, info
