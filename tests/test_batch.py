@@ -24,6 +24,22 @@ def read_any(path) -> pd.DataFrame:
     return pd.read_json(path, lines=True, dtype={"id": str})
 
 
+def crash_on_chunk(monkeypatch, n: int):
+    """Make the n-th chunk scored raise KeyboardInterrupt; return a function that undoes it."""
+    import ml.serving.batch
+
+    real_score_chunk, calls = ml.serving.batch.score_chunk, {"n": 0}
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_score_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(ml.serving.batch, "score_chunk", crash)
+    return lambda: monkeypatch.setattr(ml.serving.batch, "score_chunk", real_score_chunk)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_every_row_comes_out_in_order_scored_or_with_its_error(tiny_scorer, tmp_path, suffix):
     source, output = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
@@ -88,22 +104,12 @@ def test_resume_after_an_interruption_equals_one_run(tiny_scorer, tmp_path, suff
     pd.DataFrame([{**row, "id": f"{row['id']}-{i}"} for i in range(6) for row in ROWS]).to_csv(source, index=False)
     ScoreJob(tiny_scorer, str(source), str(tmp_path / f"once{suffix}"), chunk_rows=4).run(show_progress=False)
 
-    import ml.serving.batch
-
-    real_score_chunk, calls = ml.serving.batch.score_chunk, {"n": 0}
-
-    def crash_on_fourth_chunk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt("simulated interruption")
-        return real_score_chunk(*args, **kwargs)
-
-    monkeypatch.setattr(ml.serving.batch, "score_chunk", crash_on_fourth_chunk)
+    restore = crash_on_chunk(monkeypatch, 4)
     output = tmp_path / f"resumed{suffix}"
     with pytest.raises(KeyboardInterrupt):
         ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
     assert not output.exists()  # nothing half-written at the final path
-    monkeypatch.setattr(ml.serving.batch, "score_chunk", real_score_chunk)
+    restore()
     counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(resume=True, show_progress=False)
     assert counts.resumed_rows == 12 and counts.rows == 30
     pd.testing.assert_frame_equal(read_any(output), read_any(tmp_path / f"once{suffix}"))
@@ -190,20 +196,10 @@ def test_resume_refuses_a_changed_input_of_the_same_size_and_changed_options(tin
 
     source, output = tmp_path / "in.csv", tmp_path / "out.csv"
     pd.DataFrame(ROWS * 4).to_csv(source, index=False)
-    import ml.serving.batch
-
-    real_score_chunk, calls = ml.serving.batch.score_chunk, {"n": 0}
-
-    def crash_on_second_chunk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_score_chunk(*args, **kwargs)
-
-    monkeypatch.setattr(ml.serving.batch, "score_chunk", crash_on_second_chunk)
+    restore = crash_on_chunk(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
-    monkeypatch.setattr(ml.serving.batch, "score_chunk", real_score_chunk)
+    restore()
     with pytest.raises(JobError, match="cannot resume"):  # another context column
         ScoreJob(tiny_scorer, str(source), str(output), context_col="agent", chunk_rows=4).run(resume=True)
     changed = source.read_bytes().replace("您本期".encode(), "你本期".encode())
@@ -315,24 +311,14 @@ def test_two_workers_write_the_same_bytes_as_one(tiny_scorer, tmp_path, suffix):
 
 
 def test_a_run_interrupted_with_one_worker_resumes_with_two(tiny_scorer, tmp_path, monkeypatch):
-    import ml.serving.batch
-
     source = tmp_path / "in.csv"
     pd.DataFrame([{**row, "id": f"{row['id']}-{i}"} for i in range(6) for row in ROWS]).to_csv(source, index=False)
     ScoreJob(tiny_scorer, str(source), str(tmp_path / "once.csv"), chunk_rows=4).run(show_progress=False)
-    real_score_chunk, calls = ml.serving.batch.score_chunk, {"n": 0}
-
-    def crash_on_third_chunk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("simulated interruption")
-        return real_score_chunk(*args, **kwargs)
-
-    monkeypatch.setattr(ml.serving.batch, "score_chunk", crash_on_third_chunk)
+    restore = crash_on_chunk(monkeypatch, 3)
     output = tmp_path / "resumed.csv"
     with pytest.raises(KeyboardInterrupt):
         ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4).run(show_progress=False)
-    monkeypatch.setattr(ml.serving.batch, "score_chunk", real_score_chunk)
+    restore()
     counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=4, workers=2).run(
         resume=True, show_progress=False
     )

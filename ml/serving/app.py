@@ -174,13 +174,12 @@ def create_app(
             raise HTTPException(422, f"at most {limit} replies {what}; got {len(replies)}")
         try:
             texts = [model.check_reply(reply.text, i) for i, reply in enumerate(replies)]
-            for i, reply in enumerate(replies):
-                model.check_context(reply.context, i)
+            contexts = [model.check_context(reply.context, i) for i, reply in enumerate(replies)]
         except InvalidReply as error:
             raise HTTPException(422, str(error)) from None
         started = time.perf_counter()
         if state.get("batcher") and not request.explain:
-            scores = _batched(model, replies, texts, deadline)
+            scores = _batched(model, replies, texts, contexts, deadline)
         else:
             scores = _locked(model, replies, request.explain, deadline)
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -195,8 +194,7 @@ def create_app(
     def _busy(reason: str) -> HTTPException:
         return HTTPException(503, f"busy: {reason}", headers={"Retry-After": RETRY_AFTER_S})
 
-    def _batched(model: Scorer, replies: list[ReplyIn], texts: list[str], deadline: float):
-        contexts = [model.check_context(reply.context) for reply in replies]
+    def _batched(model: Scorer, replies: list[ReplyIn], texts: list[str], contexts: list[str], deadline: float):
         try:
             probabilities = state["batcher"].predict(texts, contexts, deadline)
         except QueueFull as error:
