@@ -88,6 +88,10 @@ class TrainConfig(StrictModel):
     pos_weight: dict[str, float] | Literal["auto"] | None = None
     context_dropout: float = Field(0.0, ge=0, le=1, description="Share of training examples trained without context.")
     noise_augmentation: float = Field(0.0, ge=0, le=0.15, description="Share of training examples given a noisy copy.")
+    negatives: list[str] = Field(
+        default_factory=list,
+        description="Files or folders of replies giving only some labels (data/negatives); the loss ignores the rest.",
+    )
     early_stopping_patience: int = 2
     threshold_objective: dict[str, str] = Field(
         default_factory=lambda: {"threatening": "recall:0.90", "privacy_risk": "recall:0.90"}

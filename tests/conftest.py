@@ -86,7 +86,14 @@ def tiny_trained_model(tmp_path_factory, tiny_base_model, small_splits) -> Path:
     from ml.modeling.train import train
 
     output = tmp_path_factory.mktemp("trained") / "model"
+    negatives = tmp_path_factory.mktemp("negatives") / "negatives.jsonl"
+    lines = [
+        json.dumps({"id": f"n{i}", "text": text, "context": "", "source": "test", "labels": {"threatening": 0}})
+        for i, text in enumerate(["这部电影2004年上映。", "导演是尼克·卡索维茨。", "他是加拿大的演员。"])
+    ]
+    negatives.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = TrainConfig(
+        negatives=[str(negatives)],
         model_name_or_path=str(tiny_base_model),
         output_dir=str(output),
         train_file=str(small_splits["train"]),

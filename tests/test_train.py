@@ -1,11 +1,12 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ml.config import TrainConfig
-from ml.data.records import load_labelled
+from ml.data.records import UNKNOWN, load_labelled, load_partially_labelled
 from ml.labels import LABELS
 from ml.modeling.train import MultiLabelTrainer, load_base_model, to_features
 
@@ -49,6 +50,31 @@ def test_positive_weights_change_the_loss(tiny_base_model):
         type("T", (), {"pos_weight": torch.full((5,), 5.0)})(), model, dict(inputs)
     )
     assert weighted.item() > plain.item()
+
+
+def test_unknown_labels_add_nothing_to_the_loss(tiny_base_model):
+    tokenizer, model = load_base_model(str(tiny_base_model))
+    inputs = dict(tokenizer(["您好"], return_tensors="pt"))
+    logits = model(**inputs).logits.detach()
+    inputs["labels"] = torch.tensor([[1.0, UNKNOWN, 0, UNKNOWN, 0]])
+    loss = MultiLabelTrainer.compute_loss(type("T", (), {"pos_weight": None})(), model, dict(inputs))
+    known = [0, 2, 4]
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[0, known], torch.tensor([1.0, 0, 0]))
+    assert abs(loss.item() - expected.item()) < 1e-5
+    loss.backward()
+    head = model.classifier.weight.grad
+    assert torch.all(head[[1, 3]] == 0) and torch.any(head[known] != 0)
+
+
+def test_partially_labelled_records_load_with_unknown_labels(tmp_path):
+    path = tmp_path / "negatives.jsonl"
+    row = {"id": "n1", "text": "第77届奥斯卡金像奖最佳导演奖。", "context": "", "source": "kdconv@x"}
+    path.write_text(json.dumps({**row, "labels": {"threatening": 0}}, ensure_ascii=False) + "\n", encoding="utf-8")
+    dataset = load_partially_labelled([path])
+    assert dataset[0]["threatening"] == 0 and dataset[0]["polite"] == UNKNOWN
+    path.write_text(json.dumps({**row, "labels": {"rude": 1}}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="negatives.jsonl:1"):
+        load_partially_labelled([path])
 
 
 def test_train_stage_writes_a_complete_model_directory(tiny_trained_model):

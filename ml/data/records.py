@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -241,6 +241,50 @@ def load_labelled(paths: Iterable[str | Path]) -> Dataset:
         listing = "\n".join(str(error) for error in result.errors[:50])
         raise ValueError(f"{len(result.errors)} invalid records:\n{listing}")
     return records_to_dataset(result.records)
+
+
+UNKNOWN = -1  # a label the record does not give; the training loss ignores it
+
+
+class PartialRecord(BaseModel):
+    """A reply that gives only some labels (e.g. replies from another domain, risk-negative by nature)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    text: str
+    context: str = ""
+    labels: dict[Literal[LABELS], Literal[0, 1]]
+    source: str
+
+    @field_validator("text")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+def load_partially_labelled(paths: Iterable[str | Path]) -> Dataset:
+    """JSONL files of `PartialRecord`s as a Dataset with text, context and the five label columns,
+    each label 0, 1 or UNKNOWN. Raises ValueError naming the file and line of a bad record."""
+    rows = []
+    for path in expand_paths(str(p) for p in paths):
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = PartialRecord.model_validate_json(line)
+            except ValidationError as error:
+                raise ValueError(f"{path}:{number}: {error}") from error
+            rows.append(
+                {
+                    "text": record.text,
+                    "context": record.context,
+                    **{label: record.labels.get(label, UNKNOWN) for label in LABELS},
+                }
+            )
+    columns = {name: [row[name] for row in rows] for name in ("text", "context", *LABELS)}
+    return Dataset.from_dict(columns)
 
 
 def load_unlabelled(path: str | Path, text_col: str = "text", context_col: str | None = "context") -> Dataset:

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -26,7 +26,7 @@ from transformers import (
 
 from ml.config import ScoreboardConfig, TrainConfig
 from ml.data.augment import augment
-from ml.data.records import label_matrix, load_labelled
+from ml.data.records import UNKNOWN, label_matrix, load_labelled, load_partially_labelled
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.encoding import ReplyEncoder, with_model_normaliser
@@ -54,7 +54,8 @@ def positive_weights(y: np.ndarray, setting: dict[str, float] | str | None) -> t
 
 
 class MultiLabelTrainer(Trainer):
-    """Trainer whose loss is BCE-with-logits with optional per-label positive weights."""
+    """Trainer whose loss is BCE-with-logits with optional per-label positive weights; a label given
+    as UNKNOWN (records with only some labels, `negatives`) adds nothing to the loss."""
 
     def __init__(self, *args, pos_weight: torch.Tensor | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -64,9 +65,11 @@ class MultiLabelTrainer(Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         weight = self.pos_weight.to(outputs.logits.device) if self.pos_weight is not None else None
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            outputs.logits.float(), labels.float(), pos_weight=weight
+        known = (labels != UNKNOWN).float()
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(
+            outputs.logits.float(), labels.float().clamp(min=0), pos_weight=weight, reduction="none"
         )
+        loss = (losses * known).sum() / known.sum().clamp(min=1)
         return (loss, outputs) if return_outputs else loss
 
 
@@ -110,6 +113,11 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
     tokenizer, model = load_base_model(config.model_name_or_path)
     train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
     train_set, augmentation = augment(train_set, config.context_dropout, config.noise_augmentation, config.seed)
+    train_features = to_features(train_set, tokenizer, config)
+    if config.negatives:
+        negatives = load_partially_labelled(config.negatives)
+        train_features = concatenate_datasets([train_features, to_features(negatives, tokenizer, config)])
+        augmentation["negatives"] = len(negatives)
     if mlflow.active_run():
         mlflow.log_params({f"augmentation_{k}": v for k, v in augmentation.items()})
     args = TrainingArguments(
@@ -138,7 +146,7 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
         model=model,
         args=args,
         processing_class=tokenizer,
-        train_dataset=to_features(train_set, tokenizer, config),
+        train_dataset=train_features,
         eval_dataset=to_features(validation_set, tokenizer, config),
         compute_metrics=macro_f1_at_half,
         pos_weight=positive_weights(label_matrix(train_set), config.pos_weight),
