@@ -78,6 +78,7 @@ class TrainConfig(StrictModel):
     train_file: str = "data/split/train.jsonl"
     validation_file: str = "data/split/validation.jsonl"
     test_file: str = "data/split/test.jsonl"
+    encoder_layers: int | None = Field(None, ge=1, description="Keep only the encoder's first N layers (speed).")
     use_context: bool = True
     max_length: int = 160
     num_train_epochs: float = 8

@@ -18,6 +18,14 @@ def test_tiny_model_loads_back_through_from_pretrained(tiny_base_model):
     assert tokenizer.tokenize("您好") == ["您", "好"]
 
 
+def test_a_smaller_model_keeps_the_first_layers_of_the_encoder(tiny_base_model):
+    _, full = load_base_model(str(tiny_base_model))
+    _, small = load_base_model(str(tiny_base_model), layers=1)
+    assert small.config.num_hidden_layers == 1 < full.config.num_hidden_layers
+    first = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(small.state_dict()[first], full.state_dict()[first])
+
+
 def test_one_training_step_lowers_the_loss(tiny_base_model, small_splits):
     torch.manual_seed(0)
     tokenizer, model = load_base_model(str(tiny_base_model))

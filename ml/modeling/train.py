@@ -91,12 +91,14 @@ class MlflowMetrics(TrainerCallback):
             mlflow.log_metrics(numbers, step=state.global_step)
 
 
-def load_base_model(name_or_path: str):
-    """Any Hugging Face checkpoint (hub name or local directory) with a fresh five-label head; its
-    tokenizer gains the model's text normalisation (NFKC, Traditional to Simplified)."""
+def load_base_model(name_or_path: str, layers: int | None = None):
+    """Any Hugging Face checkpoint (hub name or local directory) with a fresh five-label head, keeping
+    only its first `layers` transformer layers when given (a smaller, faster model); its tokenizer
+    gains the model's text normalisation (NFKC, Traditional to Simplified)."""
     tokenizer = with_model_normaliser(AutoTokenizer.from_pretrained(name_or_path))
     model = AutoModelForSequenceClassification.from_pretrained(
         name_or_path,
+        **({"num_hidden_layers": layers} if layers else {}),
         num_labels=len(LABELS),
         problem_type="multi_label_classification",
         id2label=dict(enumerate(LABELS)),
@@ -110,7 +112,7 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
     """Run the Trainer with early stopping on validation macro-F1; return the best model and tokenizer."""
     set_seed(config.seed)
     configure_cpu_threads()
-    tokenizer, model = load_base_model(config.model_name_or_path)
+    tokenizer, model = load_base_model(config.model_name_or_path, config.encoder_layers)
     train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
     train_set, augmentation = augment(train_set, config.context_dropout, config.noise_augmentation, config.seed)
     train_features = to_features(train_set, tokenizer, config)
