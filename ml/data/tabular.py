@@ -222,17 +222,17 @@ def _join_csv(parts: list[Path], columns: list[list[str]], temporary: Path, unio
 
 
 def _join_parquet(parts: list[Path], temporary: Path, union: list[str]) -> None:
-    tables = [pq.read_table(part) for part in parts]
-    schema = _unified_schema(tables, union)
+    # One part in memory at a time: the output of a million-row job must not be held whole.
+    schema = _unified_schema([pq.read_schema(part) for part in parts], union)
     with pq.ParquetWriter(temporary, schema) as writer:
-        for table in tables:
-            writer.write_table(_conform(table, schema))
+        for part in parts:
+            writer.write_table(_conform(pq.read_table(part), schema))
 
 
-def _unified_schema(tables: list[pa.Table], names: list[str]) -> pa.Schema:
+def _unified_schema(schemas: list[pa.Schema], names: list[str]) -> pa.Schema:
     fields = []
     for name in names:
-        types = {t.schema.field(name).type for t in tables if name in t.column_names}
+        types = {s.field(name).type for s in schemas if name in s.names}
         typed = [t for t in types if not pa.types.is_null(t)]
         if len(typed) <= 1:
             fields.append(pa.field(name, typed[0] if typed else pa.string()))
