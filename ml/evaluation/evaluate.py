@@ -248,6 +248,15 @@ def write_model_card(
         "copies (punctuation width or removal, ASR spaces, emoji, Traditional characters) of "
         f"{config.noise_augmentation:.0%}. The scoreboard's surface-noise probes overlap these kinds "
         "(and add @mentions and underscores).",
+        *(
+            [
+                f"- Also trained on replies of another domain that give only some labels "
+                f"({', '.join(config.negatives)}; risk-negative by their source, see its SOURCE.md); "
+                "the loss ignores the labels they do not give."
+            ]
+            if config.negatives
+            else []
+        ),
         f"- Thresholds tuned on validation: {json.dumps(info.thresholds)} "
         f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).",
         "",
