@@ -40,6 +40,15 @@ def test_threshold_for_target_recall_is_the_highest_cut_reaching_it():
     assert ((scores >= cut) & (truth == 1)).sum() / 10 >= 0.9
 
 
+def test_threshold_for_target_precision_keeps_the_most_recall():
+    truth = np.array([1, 1, 1, 0, 1, 0, 1, 0, 0, 0])
+    scores = np.linspace(0.95, 0.05, 10)
+    # cut 0.75: P 1.0 R 0.6; 0.65: P 0.75 R 0.6; 0.55: P 0.8 R 0.8; 0.45: P 0.67; 0.35: P 0.71 R 1.0
+    assert tune_threshold(truth, scores, "precision:0.75") == pytest.approx(0.55)
+    assert tune_threshold(truth, scores, "precision:0.99") == pytest.approx(0.75)
+    assert tune_threshold(np.array([0, 1]), np.array([0.9, 0.1]), "precision:0.9") == pytest.approx(0.1)
+
+
 def test_tune_thresholds_uses_objective_per_label():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=(200, 5))

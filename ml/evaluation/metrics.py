@@ -56,17 +56,24 @@ def recall_at_precision(truth: np.ndarray, scores: np.ndarray, min_precision: fl
 
 def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "f1") -> float:
     """`f1`: the cut-off with the best F1. `recall:R`: the highest cut-off whose recall is at least R
-    (so precision is as high as that recall allows)."""
+    (so precision is as high as that recall allows). `precision:P`: the cut-off with the most recall
+    among those whose precision is at least P (the best F1 when none reaches P)."""
     precision, recall, cutoffs = precision_recall_curve(truth, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
     if objective == "f1":
-        f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
         return float(cutoffs[int(np.argmax(f1))])
     if objective.startswith("recall:"):
         target = float(objective.split(":", 1)[1])
         reaching = np.nonzero(recall >= target)[0]
         return float(cutoffs[reaching.max()]) if len(reaching) else float(cutoffs.min())
-    raise ValueError(f"unknown threshold objective {objective!r}; use 'f1' or 'recall:R'")
+    if objective.startswith("precision:"):
+        target = float(objective.split(":", 1)[1])
+        reaching = np.nonzero(precision >= target)[0]
+        if not len(reaching):
+            return float(cutoffs[int(np.argmax(f1))])
+        return float(cutoffs[reaching[np.argmax(recall[reaching])]])
+    raise ValueError(f"unknown threshold objective {objective!r}; use 'f1', 'recall:R' or 'precision:P'")
 
 
 def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, objectives: dict[str, str]) -> dict[str, float]:
