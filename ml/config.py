@@ -95,7 +95,7 @@ class TrainConfig(StrictModel):
     )
     early_stopping_patience: int = 2
     threshold_objective: dict[str, str] = Field(
-        default_factory=lambda: {"threatening": "recall:0.90", "privacy_risk": "recall:0.90"}
+        default_factory=lambda: {"threatening": "precision:0.85", "privacy_risk": "precision:0.85"}
     )
     save_fp16: bool = True
     export_onnx: bool = True  # ONNX fp32 + int8 beside the weights, with the int8 quality gate
