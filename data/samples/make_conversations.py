@@ -64,7 +64,8 @@ def main() -> None:
     random.shuffle(conversations)
     rows = []
     for number, (conversation, team, agents) in enumerate(conversations, start=1):
-        started = START + timedelta(days=random.randrange(14), hours=random.randint(9, 20), minutes=random.randrange(60))
+        offset = timedelta(days=random.randrange(14), hours=random.randint(9, 20), minutes=random.randrange(60))
+        started = START + offset
         rows += rows_for(conversation, number, team, random.choice(agents), started)
     frame = pd.DataFrame(rows).sort_values(["timestamp", "conversation_id", "turn"], kind="stable")
     frame.to_csv(HERE / "conversations.csv", index=False)
