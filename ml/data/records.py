@@ -256,12 +256,7 @@ class PartialRecord(BaseModel):
     labels: dict[Literal[LABELS], Literal[0, 1]]
     source: str
 
-    @field_validator("text")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    not_blank = field_validator("text")(Record.not_blank.__func__)  # Record's own check, not a copy
 
 
 def load_partially_labelled(paths: Iterable[str | Path]) -> Dataset:

@@ -295,9 +295,8 @@ def write_model_card(
         "transcripts; expect lower scores on real calls with heavy ASR noise, dialects or long multi-turn replies.",
         "- The test split comes from the same writers as the training data; it measures fit to the guide, "
         "not transfer to another platform's agents.",
-        f"- Cut-offs for {', '.join(f'`{k}`' for k in config.threshold_objective)} follow "
-        f"{json.dumps(config.threshold_objective)} on validation: `recall:R` favours finding risks (more false "
-        "alarms for a reviewer to clear), `precision:P` favours trust in each flag (more risks missed).",
+        "- Cut-off objectives (under Training): `recall:R` favours finding risks (more false alarms for a "
+        "reviewer to clear), `precision:P` favours trust in each flag (more risks missed).",
         "- Context is one customer message; labels that depend on earlier turns (who was verified) can be missed.",
     ]
     (model_dir / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
