@@ -93,6 +93,11 @@ class TrainConfig(StrictModel):
         default_factory=list,
         description="Files or folders of replies giving only some labels (data/negatives); the loss ignores the rest.",
     )
+    teacher: str | None = Field(None, description="A trained model whose probabilities the student learns too.")
+    distill_weight: float = Field(0.5, ge=0, le=1, description="Teacher's share of a target where gold exists.")
+    distill_unlabelled: list[str] = Field(
+        default_factory=list, description="Unlabelled dialogue .txt files or folders, scored by the teacher alone."
+    )
     early_stopping_patience: int = 2
     threshold_objective: dict[str, str] = Field(
         default_factory=lambda: {"threatening": "precision:0.85", "privacy_risk": "precision:0.85"}

@@ -29,6 +29,7 @@ from ml.data.augment import augment
 from ml.data.records import UNKNOWN, label_matrix, load_labelled, load_partially_labelled
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
+from ml.modeling.distill import dialogue_lines, with_teacher_targets
 from ml.modeling.encoding import ReplyEncoder, with_model_normaliser
 from ml.modeling.export import export_onnx
 from ml.modeling.model_info import ModelInfo
@@ -108,6 +109,15 @@ def load_base_model(name_or_path: str, layers: int | None = None):
     return tokenizer, model
 
 
+def distillation_parts(parts: list[Dataset], config: TrainConfig) -> list[Dataset]:
+    """The training parts with the teacher's probabilities mixed into their labels, plus the
+    unlabelled dialogue lines with the teacher's probabilities as their only labels."""
+    teacher = Scorer.load(config.teacher)
+    if config.distill_unlabelled:
+        parts = [*parts, dialogue_lines(config.distill_unlabelled)]
+    return [with_teacher_targets(part, teacher, config.distill_weight) for part in parts]
+
+
 def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
     """Run the Trainer with early stopping on validation macro-F1; return the best model and tokenizer."""
     set_seed(config.seed)
@@ -115,11 +125,14 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
     tokenizer, model = load_base_model(config.model_name_or_path, config.encoder_layers)
     train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
     train_set, augmentation = augment(train_set, config.context_dropout, config.noise_augmentation, config.seed)
-    train_features = to_features(train_set, tokenizer, config)
+    parts = [train_set]
     if config.negatives:
-        negatives = load_partially_labelled(config.negatives)
-        train_features = concatenate_datasets([train_features, to_features(negatives, tokenizer, config)])
-        augmentation["negatives"] = len(negatives)
+        parts.append(load_partially_labelled(config.negatives))
+        augmentation["negatives"] = len(parts[-1])
+    if config.teacher:
+        parts = distillation_parts(parts, config)
+        augmentation["distilled_unlabelled"] = len(parts[-1]) if config.distill_unlabelled else 0
+    train_features = concatenate_datasets([to_features(part, tokenizer, config) for part in parts])
     if mlflow.active_run():
         mlflow.log_params({f"augmentation_{k}": v for k, v in augmentation.items()})
     args = TrainingArguments(

@@ -1,0 +1,51 @@
+"""Knowledge distillation: a trained teacher's probabilities become (part of) the targets a smaller
+student trains on, so that the student learns the teacher's behaviour, not only the hard labels.
+
+- labelled records: target = (1 - weight) * gold label + weight * teacher probability;
+- labels a record does not give (UNKNOWN, e.g. polite/clear of `negatives`): the teacher's probability;
+- unlabelled dialogue lines (`data/indomain/*.txt`, each line scored with the line before it as
+  context): the teacher's probabilities alone.
+
+The loss stays BCE-with-logits, which takes these soft targets as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+
+from ml.data.records import UNKNOWN, label_matrix
+from ml.labels import LABELS
+
+
+def soft_targets(gold: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
+    """Gold labels mixed with teacher probabilities; where gold is UNKNOWN, the teacher alone."""
+    mixed = (1 - weight) * gold + weight * teacher
+    return np.where(gold == UNKNOWN, teacher, mixed).astype(np.float32)
+
+
+def with_teacher_targets(dataset: Dataset, teacher, weight: float) -> Dataset:
+    """`dataset` (text, context, the five labels) with its labels replaced by soft targets."""
+    probabilities = teacher.predict_proba(list(dataset["text"]), list(dataset["context"]))
+    targets = soft_targets(label_matrix(dataset), probabilities, weight)
+    dataset = dataset.remove_columns(list(LABELS))
+    for i, label in enumerate(LABELS):
+        dataset = dataset.add_column(label, targets[:, i].tolist())
+    return dataset
+
+
+def dialogue_lines(paths: Iterable[str | Path], max_chars: int = 2000) -> Dataset:
+    """Every line of the unlabelled dialogue files (.txt, or folders of them) as a reply, the line
+    before it as its context (empty at the top of a file); labels UNKNOWN until a teacher fills them."""
+    texts, contexts = [], []
+    files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.txt")) if p.is_dir() else [p])]
+    for path in files:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line[:max_chars] for line in lines]
+        texts += lines
+        contexts += [""] + lines[:-1]
+    unknown = [UNKNOWN] * len(texts)
+    return Dataset.from_dict({"text": texts, "context": contexts, **{label: unknown for label in LABELS}})
