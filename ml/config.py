@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ml.labels import LABELS
 
 
 class StrictModel(BaseModel):
@@ -103,6 +105,24 @@ class TrainConfig(StrictModel):
         default_factory=lambda: {"threatening": "precision:0.85", "privacy_risk": "precision:0.85"}
     )
     save_fp16: bool = True
+
+    @field_validator("threshold_objective")
+    @classmethod
+    def known_objectives(cls, objectives: dict[str, str]) -> dict[str, str]:
+        """Caught when the config is read, not after an hour of training."""
+        for label, objective in objectives.items():
+            if label not in LABELS:
+                raise ValueError(f"threshold_objective: {label!r} is not one of {list(LABELS)}")
+            kind, _, value = objective.partition(":")
+            if objective == "f1":
+                continue
+            try:
+                valid = kind in ("recall", "precision") and 0 < float(value) <= 1
+            except ValueError:
+                valid = False
+            if not valid:
+                raise ValueError(f"threshold_objective[{label}]: {objective!r}; use 'f1', 'recall:R' or 'precision:P'")
+        return objectives
     export_onnx: bool = True  # ONNX fp32 + int8 beside the weights, with the int8 quality gate
     register_name: str | None = "replyqa"
     seed: int = 13
