@@ -11,11 +11,12 @@ from ml.data.augment import MAX_NOISE_SHARE, augment
 from ml.data.records import load_labelled
 from ml.evaluation.scoreboard import (
     System,
-    check_disjoint,
+    held_out_writers,
     invariance,
     leave_one_slice_out,
     model_system,
     out_of_domain,
+    shared_with_training,
     slice_folds,
 )
 from ml.labels import LABELS
@@ -44,12 +45,27 @@ def test_no_slice_is_on_both_sides_of_a_fold(tmp_path):
 
 
 def test_a_held_out_set_that_overlaps_training_is_refused(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", [labelled("a", "您好，请问有什么可以帮您？")])
+    train = write_jsonl(
+        tmp_path / "train.jsonl", [labelled("a", "您好，请问有什么可以帮您？"), labelled("s", "本人吗")]
+    )
     fresh = write_jsonl(tmp_path / "fresh.jsonl", [labelled("b", "请稍等，我帮您查一下。")])
     leaked = write_jsonl(tmp_path / "leaked.jsonl", [labelled("c", "您好 请问有什么可以帮您")])  # same text, new id
-    check_disjoint(str(train), [fresh])
+    assert shared_with_training(str(train), [fresh]) == frozenset()
     with pytest.raises(ValueError, match="shares 1 records"):
-        check_disjoint(str(train), [fresh, leaked])
+        shared_with_training(str(train), [fresh, leaked])
+
+
+def test_a_short_formula_both_sides_wrote_is_left_out_not_refused(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [labelled("s", "本人吗")])
+    rows = [labelled("h0", "本人吗？")] + [labelled(f"h{i}", f"您好，您本期应还{i}00元。") for i in range(1, 120)]
+    held = write_jsonl(tmp_path / "held.jsonl", rows)
+    assert shared_with_training(str(train), [held]) == {"h0"}
+    system = System("all_zero", lambda t, c: np.zeros((len(t), len(LABELS))), dict.fromkeys(LABELS, 0.5), False)
+    report = held_out_writers([system], [held], frozenset({"h0"}))
+    assert report["records"] == 119 and report["excluded_shared_with_training"] == ["h0"]
+    few = write_jsonl(tmp_path / "few.jsonl", rows[:20])  # 1 of 20 shared: more than 1%, refused
+    with pytest.raises(ValueError, match="shares 1 records"):
+        shared_with_training(str(train), [few])
 
 
 def constant_system(decisions: dict[str, int], reads_context=False) -> System:
@@ -103,6 +119,23 @@ def test_augmentation_drops_contexts_and_adds_bounded_noise_copies(tmp_path):
         assert copy["text"] != original["text"] and [copy[k] for k in LABELS] == [original[k] for k in LABELS]
     with pytest.raises(ValueError):
         augment(dataset, 0.0, MAX_NOISE_SHARE + 0.01, 1)
+
+
+def test_each_noise_kind_rewrites_only_the_surface():
+    import random
+    import re
+
+    from ml.data.augment import NOISE
+
+    text = "您好，这边帮您查了一下，本期应还1,280元。"
+    bare = re.sub(r"[，。,]", "", text)
+    for kind, transform in NOISE.items():
+        noisy = transform(text, random.Random(3))
+        assert noisy != text, kind
+        if kind in {"asr_spaces", "asr_underscores"}:
+            assert noisy.replace(" ", "").replace("_", "") == bare
+        if kind == "leading_mention":
+            assert noisy.startswith("@") and noisy.endswith(text)
 
 
 def test_evaluate_reports_held_out_writers_and_ood_before_the_test_split(tiny_trained_model, small_splits, tmp_path):
