@@ -105,6 +105,9 @@ class TrainConfig(StrictModel):
         default_factory=lambda: {"threatening": "precision:0.85", "privacy_risk": "precision:0.85"}
     )
     save_fp16: bool = True
+    export_onnx: bool = True  # ONNX fp32 + int8 beside the weights, with the int8 quality gate
+    register_name: str | None = "replyqa"
+    seed: int = 13
 
     @field_validator("threshold_objective")
     @classmethod
@@ -123,9 +126,6 @@ class TrainConfig(StrictModel):
             if not valid:
                 raise ValueError(f"threshold_objective[{label}]: {objective!r}; use 'f1', 'recall:R' or 'precision:P'")
         return objectives
-    export_onnx: bool = True  # ONNX fp32 + int8 beside the weights, with the int8 quality gate
-    register_name: str | None = "replyqa"
-    seed: int = 13
 
 
 class ScoreConfig(StrictModel):

@@ -3,11 +3,13 @@
 - Context dropout: a seeded share of training examples lose their context. The labels judge the
   reply, so they stay; the model learns not to lean on the customer's message.
 - Noise copies: a seeded share of training examples gain a copy whose reply is written the way
-  other channels write it (half-width or missing punctuation, ASR spaces, an emoji, a Traditional
-  character form). Copies stay under 15% of the training set and are counted in the MLflow run.
+  other channels write it (half-width or missing punctuation, ASR spaces or underscores, a leading
+  @mention, an emoji, a Traditional character form). Copies stay under 15% of the training set and
+  are counted in the MLflow run.
 
 The scoreboard's invariance probes (ml/evaluation/scoreboard.py) use their own transforms; the overlap
-(punctuation width, stripped punctuation, spaces, emoji, Traditional) is stated in the model card.
+(punctuation width, stripped punctuation, spaces, underscores, @mentions, emoji, Traditional) is
+stated in the model card; the handles and break points here are drawn at random, not the probes' fixed ones.
 """
 
 from __future__ import annotations
@@ -25,14 +27,26 @@ _PUNCT = re.compile(r"[，。！？：；、,.!?:;]")
 _WIDTH = str.maketrans("，。！？：；,.!?:;", ",.!?:;，。！？：；")
 
 
-def _spaces(text: str, rng: random.Random) -> str:
-    return "".join(ch + (" " if rng.random() < 0.3 else "") for ch in _PUNCT.sub(" ", text)).strip()
+_HANDLES = ["用户", "小", "阿", "Mr", "momo", "一只", "橙子", "Lucky", "大", "jia"]
+
+
+def _breaks(text: str, rng: random.Random, mark: str) -> str:
+    """ASR-style word breaks: punctuation becomes `mark`, and `mark` falls between characters at random."""
+    broken = "".join(ch + (mark if rng.random() < 0.3 else "") for ch in _PUNCT.sub(mark, text))
+    return re.sub(f"{re.escape(mark)}+", mark, broken).strip(mark + " ")
+
+
+def _mention(text: str, rng: random.Random) -> str:
+    handle = rng.choice(_HANDLES) + "".join(rng.choice("0123456789abcxyz") for _ in range(rng.randint(0, 5)))
+    return f"@{handle}{rng.choice([' ', '：', ' ', ''])}{text}"
 
 
 NOISE: dict[str, Callable[[str, random.Random], str]] = {
     "punctuation_width": lambda t, rng: t.translate(_WIDTH),
     "punctuation_dropped": lambda t, rng: _PUNCT.sub("", t),
-    "asr_spaces": _spaces,
+    "asr_spaces": lambda t, rng: _breaks(t, rng, " "),
+    "asr_underscores": lambda t, rng: _breaks(t, rng, "_"),
+    "leading_mention": _mention,
     "emoji": lambda t, rng: t + rng.choice(["😊", "🙏", "👍", "~", "～～"]),
     "traditional": lambda t, rng: to_traditional(t),
 }

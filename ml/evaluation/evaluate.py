@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ml.config import TrainConfig
+from ml.data.augment import NOISE
 from ml.data.records import label_matrix, load_labelled
 from ml.evaluation.baselines import fit_baselines
 from ml.evaluation.metrics import calibration, label_metrics, pr_curve_points
@@ -245,9 +246,9 @@ def write_model_card(
         f"- Inputs: {'customer context + reply as a sentence pair' if config.use_context else 'reply only'}, "
         f"at most {config.max_length} tokens (the context is trimmed first).",
         f"- Augmentation (training only): context dropped for {config.context_dropout:.0%} of examples; noisy "
-        "copies (punctuation width or removal, ASR spaces, emoji, Traditional characters) of "
-        f"{config.noise_augmentation:.0%}. The scoreboard's surface-noise probes overlap these kinds "
-        "(and add @mentions and underscores).",
+        f"copies ({', '.join(NOISE).replace('_', ' ')}) of {config.noise_augmentation:.0%}. The scoreboard's "
+        "surface-noise probes test the same kinds with their own fixed forms, so they overstate robustness "
+        "to noise of other kinds.",
         *(
             [
                 f"- Also trained on replies of another domain that give only some labels "
