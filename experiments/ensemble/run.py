@@ -2,7 +2,9 @@
 matters (held-out writers, out-of-domain false alarms)? Weights and thresholds are chosen on the
 validation split only; the held-out writers and the OOD set are only measured.
 
-    .venv/bin/python experiments/ensemble/run.py > experiments/ensemble/results.json
+    .venv/bin/python experiments/ensemble/run.py > experiments/ensemble/results_<model version>.json
+
+The risk labels are cut with the model's own objectives (labels.json `threshold_objective`).
 """
 
 import json
@@ -15,8 +17,8 @@ from ml.evaluation.metrics import label_metrics, tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.scorer import Scorer
 
-OBJECTIVES = {"threatening": "recall:0.90", "privacy_risk": "recall:0.90"}
 scorer = Scorer.load("models/default")
+OBJECTIVES = scorer.info.threshold_objective
 train, validation = load_labelled(["data/split/train.jsonl"]), load_labelled(["data/split/validation.jsonl"])
 tfidf = TfidfLogReg().fit(train["text"], label_matrix(train))
 sets = {
@@ -47,5 +49,11 @@ for weight in (0.0, 0.25, 0.5, 0.75, 1.0):  # weight of the BERT
             for i, label in enumerate(LABELS)
             if label in ("threatening", "privacy_risk", "empathetic")
         },
+        **{
+            f"ood_{label}_f1": label_metrics(ood_y.astype(int), ood_decided.astype(float), dict.fromkeys(LABELS, 0.5))[
+                label
+            ]["f1"]
+            for label in ("polite", "clear")
+        },
     }
-print(json.dumps({"model": scorer.info.version, "results": results}, indent=2))
+print(json.dumps({"model": scorer.info.version, "objectives": OBJECTIVES, "results": results}, indent=2))
