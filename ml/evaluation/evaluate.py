@@ -258,6 +258,15 @@ def write_model_card(
             if config.negatives
             else []
         ),
+        *(
+            [
+                f"- Distilled from `{config.teacher}`: each target is {config.distill_weight:.0%} its probability, "
+                "the rest the gold label; unlabelled lines it labelled alone: "
+                f"{', '.join(config.distill_unlabelled) or 'none'}."
+            ]
+            if config.teacher
+            else []
+        ),
         f"- Thresholds tuned on validation: {json.dumps(info.thresholds)} "
         f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).",
         "",

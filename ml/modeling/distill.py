@@ -43,7 +43,7 @@ def dialogue_lines(paths: Iterable[str | Path], max_chars: int = 2000) -> Datase
     texts, contexts = [], []
     files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.txt")) if p.is_dir() else [p])]
     for path in files:
-        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         lines = [line[:max_chars] for line in lines]
         texts += lines
         contexts += [""] + lines[:-1]
