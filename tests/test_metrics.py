@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,22 @@ def test_expected_calibration_error_by_hand():
     p[:, 0] = [0.95, 0.95, 0.15, 0.15]
     # bin 9: confidence .95, observed .5 -> .45 ; bin 1: confidence .15, observed 1.0 -> .85 ; each half the data
     assert calibration(y, p)["polite"]["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.85)
+
+
+def test_keyword_lexicon_does_not_depend_on_set_order():
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from ml.evaluation.baselines import KeywordRules;"
+        "texts = ['你再不还钱我们就去你单位', '再不还就上门找你家人', '您好请问还有什么可以帮您'] * 4;"
+        "y = np.array([[0, 0, 0, 1, 0], [0, 0, 0, 1, 0], [1, 1, 0, 0, 0]] * 4);"
+        "print(list(KeywordRules(max_keywords=3).fit(texts, y).lexicons['threatening']))"
+    )
+    lexicons = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(lexicons) == 1 and "'" in lexicons.pop()

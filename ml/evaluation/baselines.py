@@ -43,7 +43,8 @@ class KeywordRules:
                 for g in positive
                 if positive[g] >= self.min_count and positive[g] / seen[g] >= self.min_precision
             }
-            best = sorted(scored, key=lambda g: (-scored[g], -positive[g]))[: self.max_keywords]
+            # ties broken by the n-gram itself: set order changes with PYTHONHASHSEED, the lexicon must not
+            best = sorted(scored, key=lambda g: (-scored[g], -positive[g], g))[: self.max_keywords]
             self.lexicons[label] = {g: scored[g] for g in best}
         return self
 
