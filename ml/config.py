@@ -74,6 +74,21 @@ class PretrainConfig(StrictModel):
     seed: int = 13
 
 
+def parse_objective(objective: str) -> tuple[str, float | None]:
+    """A cut-off objective as (kind, target): "f1" -> ("f1", None), "recall:0.9" -> ("recall", 0.9),
+    "precision:0.85" -> ("precision", 0.85); anything else is a ValueError."""
+    if objective == "f1":
+        return "f1", None
+    kind, _, value = objective.partition(":")
+    try:
+        target = float(value)
+    except ValueError:
+        target = None
+    if kind not in ("recall", "precision") or target is None or not 0 < target <= 1:
+        raise ValueError(f"threshold objective {objective!r}: use 'f1', 'recall:R' or 'precision:P' (0 < R, P <= 1)")
+    return kind, target
+
+
 class TrainConfig(StrictModel):
     model_name_or_path: str = "models/pretrained"
     output_dir: str = "models/default"
@@ -116,15 +131,7 @@ class TrainConfig(StrictModel):
         for label, objective in objectives.items():
             if label not in LABELS:
                 raise ValueError(f"threshold_objective: {label!r} is not one of {list(LABELS)}")
-            kind, _, value = objective.partition(":")
-            if objective == "f1":
-                continue
-            try:
-                valid = kind in ("recall", "precision") and 0 < float(value) <= 1
-            except ValueError:
-                valid = False
-            if not valid:
-                raise ValueError(f"threshold_objective[{label}]: {objective!r}; use 'f1', 'recall:R' or 'precision:P'")
+            parse_objective(objective)
         return objectives
 
 

@@ -13,6 +13,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from ml.config import parse_objective
 from ml.labels import LABELS
 
 
@@ -61,19 +62,16 @@ def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "f1")
     precision, recall, cutoffs = precision_recall_curve(truth, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
-    if objective == "f1":
+    kind, target = parse_objective(objective)
+    if kind == "f1":
         return float(cutoffs[int(np.argmax(f1))])
-    if objective.startswith("recall:"):
-        target = float(objective.split(":", 1)[1])
+    if kind == "recall":
         reaching = np.nonzero(recall >= target)[0]
         return float(cutoffs[reaching.max()]) if len(reaching) else float(cutoffs.min())
-    if objective.startswith("precision:"):
-        target = float(objective.split(":", 1)[1])
-        reaching = np.nonzero(precision >= target)[0]
-        if not len(reaching):
-            return float(cutoffs[int(np.argmax(f1))])
-        return float(cutoffs[reaching[np.argmax(recall[reaching])]])
-    raise ValueError(f"unknown threshold objective {objective!r}; use 'f1', 'recall:R' or 'precision:P'")
+    reaching = np.nonzero(precision >= target)[0]
+    if not len(reaching):
+        return float(cutoffs[int(np.argmax(f1))])
+    return float(cutoffs[reaching[np.argmax(recall[reaching])]])
 
 
 def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, objectives: dict[str, str]) -> dict[str, float]:
