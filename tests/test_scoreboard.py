@@ -44,28 +44,32 @@ def test_no_slice_is_on_both_sides_of_a_fold(tmp_path):
     assert set(report["tfidf_logreg"]["per_slice"]) == {"slice_0", "slice_1", "slice_2"}
 
 
+def loaded(*paths):
+    return {path: load_labelled([path]) for path in paths}
+
+
 def test_a_held_out_set_that_overlaps_training_is_refused(tmp_path):
     train = write_jsonl(
         tmp_path / "train.jsonl", [labelled("a", "您好，请问有什么可以帮您？"), labelled("s", "本人吗")]
     )
     fresh = write_jsonl(tmp_path / "fresh.jsonl", [labelled("b", "请稍等，我帮您查一下。")])
     leaked = write_jsonl(tmp_path / "leaked.jsonl", [labelled("c", "您好 请问有什么可以帮您")])  # same text, new id
-    assert shared_with_training(str(train), [fresh]) == frozenset()
+    assert shared_with_training(str(train), loaded(fresh)) == frozenset()
     with pytest.raises(ValueError, match="shares 1 records"):
-        shared_with_training(str(train), [fresh, leaked])
+        shared_with_training(str(train), loaded(fresh, leaked))
 
 
 def test_a_short_formula_both_sides_wrote_is_left_out_not_refused(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", [labelled("s", "本人吗")])
     rows = [labelled("h0", "本人吗？")] + [labelled(f"h{i}", f"您好，您本期应还{i}00元。") for i in range(1, 120)]
     held = write_jsonl(tmp_path / "held.jsonl", rows)
-    assert shared_with_training(str(train), [held]) == {"h0"}
+    assert shared_with_training(str(train), loaded(held)) == {"h0"}
     system = System("all_zero", lambda t, c: np.zeros((len(t), len(LABELS))), dict.fromkeys(LABELS, 0.5), False)
-    report = held_out_writers([system], [held], frozenset({"h0"}))
+    report = held_out_writers([system], loaded(held), frozenset({"h0"}))
     assert report["records"] == 119 and report["excluded_shared_with_training"] == ["h0"]
     few = write_jsonl(tmp_path / "few.jsonl", rows[:20])  # 1 of 20 shared: more than 1%, refused
     with pytest.raises(ValueError, match="shares 1 records"):
-        shared_with_training(str(train), [few])
+        shared_with_training(str(train), loaded(few))
 
 
 def constant_system(decisions: dict[str, int], reads_context=False) -> System:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from datasets import Dataset
 
 from ml.config import ScoreboardConfig, TrainConfig
 from ml.data.records import expand_paths, label_matrix, load_labelled, normalise_text
@@ -70,17 +71,19 @@ def set_metrics(y: np.ndarray, probabilities: np.ndarray, thresholds: dict[str, 
     return report
 
 
-def held_out_writers(systems: list[System], files: list[Path], exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+def held_out_writers(
+    systems: list[System], sets: dict[Path, Dataset], exclude: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Per file and pooled; each system scores each file once. Records whose ids are in `exclude`
     (texts the training split also holds, see `shared_with_training`) are left out and listed."""
-    sets = [load_labelled([f]) for f in files]
-    sets = [d.select([i for i, record_id in enumerate(d["id"]) if record_id not in exclude]) for d in sets]
-    truths = [label_matrix(d).astype(int) for d in sets]
-    result: dict[str, Any] = {"files": [str(f) for f in files], "records": sum(len(d) for d in sets)}
+    files = list(sets)
+    kept = [d.select([i for i, record_id in enumerate(d["id"]) if record_id not in exclude]) for d in sets.values()]
+    truths = [label_matrix(d).astype(int) for d in kept]
+    result: dict[str, Any] = {"files": [str(f) for f in files], "records": sum(len(d) for d in kept)}
     result["excluded_shared_with_training"] = sorted(exclude)
     result["pooled"], result["per_file"] = {}, {}
     for system in systems:
-        predicted = [system.predict(d["text"], d["context"]) for d in sets]
+        predicted = [system.predict(d["text"], d["context"]) for d in kept]
         result["pooled"][system.name] = set_metrics(np.vstack(truths), np.vstack(predicted), system.thresholds)
         result["per_file"][system.name] = {
             f.stem: label_metrics(y, p, system.thresholds)["macro_f1"] for f, y, p in zip(files, truths, predicted)
@@ -97,20 +100,16 @@ MAX_SHARED_SHORT_CHARS = 6  # a reply this short ("本人吗？", "收到") can 
 MAX_SHARED_SHARE = 0.01
 
 
-def shared_with_training(training_file: str, held_out: list[Path]) -> frozenset[str]:
+def shared_with_training(training_file: str, sets: dict[Path, Dataset]) -> frozenset[str]:
     """Ids of held-out records whose normalised text the training split also holds. A few short
     formulaic replies are a coincidence: they are returned, to be left out of the measurement. Any
     longer shared text, or more than 1% of a file shared, is a leak: ValueError (it would measure fit)."""
     train = load_labelled([training_file])
     seen_ids, seen_texts = set(train["id"]), {normalise_text(t) for t in train["text"]}
     excluded: set[str] = set()
-    for path in held_out:
-        held = load_labelled([path])
-        shared = [
-            (i, normalise_text(t))
-            for i, t in zip(held["id"], held["text"])
-            if i in seen_ids or normalise_text(t) in seen_texts
-        ]
+    for path, held in sets.items():
+        normalised = [(i, normalise_text(t)) for i, t in zip(held["id"], held["text"])]
+        shared = [(i, text) for i, text in normalised if i in seen_ids or text in seen_texts]
         leaks = [i for i, text in shared if i in seen_ids or len(text) > MAX_SHARED_SHORT_CHARS]
         if leaks or len(shared) > MAX_SHARED_SHARE * len(held):
             example = (leaks or [i for i, _ in shared])[0]
@@ -250,8 +249,8 @@ def generalisation(systems: list[System], train_file: str, config: ScoreboardCon
     """Held-out writers and out-of-domain false alarms: the numbers the model card leads with."""
     board: dict[str, Any] = {}
     if held_out := _files(config.held_out):
-        excluded = shared_with_training(train_file, held_out)
-        board["held_out_writers"] = held_out_writers(systems, held_out, excluded)
+        sets = {path: load_labelled([path]) for path in held_out}
+        board["held_out_writers"] = held_out_writers(systems, sets, shared_with_training(train_file, sets))
     if ood := _files(config.ood):
         board["out_of_domain"] = out_of_domain(systems, ood)
     return board
