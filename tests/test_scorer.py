@@ -8,6 +8,7 @@ import pytest
 
 from ml import InvalidReply, ReplyScore, Scorer
 from ml.labels import LABELS
+from ml.modeling.scorer import length_batches
 
 
 def test_scores_have_probabilities_decisions_and_identity(tiny_scorer):
@@ -35,6 +36,18 @@ def test_batching_and_length_bucketing_do_not_change_scores(tiny_scorer):
     together = tiny_scorer.predict_proba(texts)
     alone = np.vstack([tiny_scorer.predict_proba([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_length_batches_cover_every_reply_once_and_keep_long_ones_apart():
+    rng = np.random.default_rng(0)
+    lengths = list(rng.integers(3, 200, size=500))
+    batches = length_batches(lengths, 32)
+    assert sorted(i for batch in batches for i in batch) == list(range(500))
+    for batch in batches:
+        assert 1 <= len(batch) <= 32
+        shortest, longest = min(lengths[i] for i in batch), max(lengths[i] for i in batch)
+        assert longest <= 1.5 * shortest or longest <= shortest + 8  # little padding in any batch
+    assert [list(b) for b in length_batches([5, 40, 6, 7, 12, 13, 14], 3)] == [[0, 2, 3], [4, 5, 6], [1]]
 
 
 def test_input_rules(tiny_scorer):
