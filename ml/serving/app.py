@@ -28,6 +28,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml.config import ScoreConfig, ServeConfig
@@ -85,6 +86,35 @@ class ApiMetrics:
         )
 
 
+class RequestMetrics:
+    """ASGI middleware that counts and times every HTTP request by route and status (plain ASGI:
+    Starlette's BaseHTTPMiddleware adds a task group and streams to every request)."""
+
+    def __init__(self, app, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            path = scope["route"].path if scope.get("route") else "unmatched"
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
 def create_app(
     model: Scorer | str = "models/default", score: ScoreConfig | None = None, serve: ServeConfig | None = None
 ) -> FastAPI:
@@ -116,14 +146,14 @@ def create_app(
     )
     bearer = HTTPBearer(auto_error=False)
 
-    def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    async def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         # RequestGuard already refused bad keys before the body was read; this declares the scheme in OpenAPI
         # and keeps routes safe if the app is mounted without the guard.
         header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
         if not keys.allow(header):
             raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
-    def scorer() -> Scorer:
+    async def scorer() -> Scorer:
         if state["scorer"] is None:
             raise HTTPException(503, "model not loaded yet", headers={"Retry-After": RETRY_AFTER_S})
         start_batcher()  # an app used without its lifespan (some test clients) still batches
@@ -140,14 +170,7 @@ def create_app(
         body_timeout_s=serve.body_timeout_s,
     )
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        path = request.scope.get("route").path if request.scope.get("route") else "unmatched"
-        metrics.requests.labels(path, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -165,7 +188,7 @@ def create_app(
         dependencies=[Depends(require_key)],
         responses=error_responses(400, 401, 408, 413, 422, 503, 504),
     )
-    def score_replies(request: ScoreRequest, model: Scorer = Depends(scorer)) -> ScoreResponse:
+    async def score_replies(request: ScoreRequest, model: Scorer = Depends(scorer)) -> ScoreResponse:
         deadline = time.monotonic() + serve.request_timeout_s
         replies = request.replies()
         limit = serve.explain_max_items if request.explain else serve.max_items
@@ -179,9 +202,9 @@ def create_app(
             raise HTTPException(422, str(error)) from None
         started = time.perf_counter()
         if state.get("batcher") and not request.explain:
-            scores = _batched(model, replies, texts, contexts, deadline)
-        else:
-            scores = _locked(model, replies, request.explain, deadline)
+            scores = await _batched(model, replies, texts, contexts, deadline)
+        else:  # model work that blocks runs in the thread pool, never on the event loop
+            scores = await run_in_threadpool(_locked, model, replies, request.explain, deadline)
         elapsed_ms = (time.perf_counter() - started) * 1000
         return ScoreResponse(
             model=model.info.name,
@@ -194,9 +217,9 @@ def create_app(
     def _busy(reason: str) -> HTTPException:
         return HTTPException(503, f"busy: {reason}", headers={"Retry-After": RETRY_AFTER_S})
 
-    def _batched(model: Scorer, replies: list[ReplyIn], texts: list[str], contexts: list[str], deadline: float):
+    async def _batched(model: Scorer, replies: list[ReplyIn], texts: list[str], contexts: list[str], deadline: float):
         try:
-            probabilities = state["batcher"].predict(texts, contexts, deadline)
+            probabilities = await state["batcher"].predict(texts, contexts, deadline)
         except QueueFull as error:
             raise _busy(str(error)) from None
         except DeadlineExceeded:

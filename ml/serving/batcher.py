@@ -1,16 +1,17 @@
 """Micro-batching for the API: concurrent requests are gathered into one model call.
 
 One worker thread owns the model for plain scoring. A request puts its replies on a bounded queue
-and waits; the worker takes the first waiting request and, while other callers are in flight,
-gathers more for at most `wait_ms` or until `max_batch` replies (a lone request does not wait),
-scores them in one `predict_proba` call (sorted by length inside), and hands each request its own
-rows. A full queue is refused at once (the route answers 503 with Retry-After) instead of letting
-latency grow without bound; a request whose deadline passes while it waits is answered with
-DeadlineExceeded and never scored.
+and awaits them (no thread is held while it waits); the worker takes the first waiting request
+and, while other callers are in flight, gathers more for at most `wait_ms` or until `max_batch`
+replies (a lone request does not wait), scores them in one `predict_proba` call (in length
+batches inside), and hands each request its own rows. A full queue is refused at once (the
+route answers 503 with Retry-After) instead of letting latency grow without bound; a request
+whose deadline passes while it waits is answered with DeadlineExceeded and never scored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -46,26 +47,32 @@ class MicroBatcher:
         self._worker = threading.Thread(target=self._run, name="replyqa-batcher", daemon=True)
         self._worker.start()
 
-    def predict(self, texts: list[str], contexts: list[str], deadline: float) -> np.ndarray:
-        """Probabilities for one request's replies (already checked), in LABELS order. Raises
-        QueueFull when the queue is full and DeadlineExceeded when `deadline` passes first."""
-        request = _Request(list(texts), list(contexts), deadline)
+    async def predict(self, texts: list[str], contexts: list[str], deadline: float) -> np.ndarray:
+        """Probabilities for one request's replies (already checked), in LABELS order, awaited without
+        holding a thread. Raises QueueFull when the queue is full and DeadlineExceeded when `deadline`
+        passes first (a request given up while still queued is never scored)."""
+        future = self._submit(_Request(list(texts), list(contexts), deadline))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), max(0.0, deadline - time.monotonic()) + 0.05)
+        except TimeoutError:
+            raise DeadlineExceeded("the request deadline passed while it waited for the model") from None
+
+    def _submit(self, request: _Request) -> Future:
         with self._count_lock:
             self._in_flight += 1
+        request.result.add_done_callback(self._answered)
         try:
-            try:
-                self.queue.put_nowait(request)
-            except queue.Full:
-                raise QueueFull(f"{self.queue.maxsize} requests are already waiting") from None
-            if self.metrics:
-                self.metrics.queue_depth.set(self.queue.qsize())
-            try:
-                return request.result.result(timeout=max(0.0, deadline - time.monotonic()) + 0.05)
-            except TimeoutError:
-                raise DeadlineExceeded("the request deadline passed while it waited for the model") from None
-        finally:
-            with self._count_lock:
-                self._in_flight -= 1
+            self.queue.put_nowait(request)
+        except queue.Full:
+            request.result.cancel()
+            raise QueueFull(f"{self.queue.maxsize} requests are already waiting") from None
+        if self.metrics:
+            self.metrics.queue_depth.set(self.queue.qsize())
+        return request.result
+
+    def _answered(self, _: Future) -> None:
+        with self._count_lock:
+            self._in_flight -= 1
 
     def _gather(self) -> list[_Request]:
         batch = [self.queue.get()]
@@ -87,6 +94,8 @@ class MicroBatcher:
             now = time.monotonic()
             live = []
             for request in batch:
+                if not request.result.set_running_or_notify_cancel():
+                    continue  # its caller gave up
                 if now > request.deadline:
                     request.result.set_exception(DeadlineExceeded("the request deadline passed in the queue"))
                 else:
