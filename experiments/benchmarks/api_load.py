@@ -1,6 +1,7 @@
 """Load test of the scoring API on loopback: single-reply requests, sequential and from N concurrent
 clients, with micro-batching on or off. Starts `replyqa serve` itself (the load generator shares the
-machine's cores with the server, as a sidecar would).
+machine's cores with the server, as a sidecar would). The client is aiohttp: at 32 clients it used
+0.2 ms of CPU per request where httpx's async client used 3.8 ms, as much as the server itself.
 
     python experiments/benchmarks/api_load.py --clients 32 64 --seconds 30 [--no-batching] [--workers 1]
 """
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 import yaml
@@ -63,14 +65,21 @@ def summary(latencies: list[float], statuses: list[int], seconds: float) -> dict
     }
 
 
-def sequential(url: str, texts: list[str], contexts: list[str]) -> dict:
+async def post(session: aiohttp.ClientSession, url: str, text: str, context: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    async with session.post(f"{url}/v1/score", json={"text": text, "context": context}) as response:
+        await response.read()
+    return (time.perf_counter() - started) * 1000, response.status
+
+
+async def sequential(url: str, texts: list[str], contexts: list[str]) -> dict:
     latencies, statuses = [], []
     started = time.perf_counter()
-    with httpx.Client(timeout=30) as client:
+    async with aiohttp.ClientSession() as session:
         for text, context in zip(texts, contexts):
-            t = time.perf_counter()
-            statuses.append(client.post(f"{url}/v1/score", json={"text": text, "context": context}).status_code)
-            latencies.append((time.perf_counter() - t) * 1000)
+            latency, status = await post(session, url, text, context)
+            latencies.append(latency)
+            statuses.append(status)
     return summary(latencies, statuses, time.perf_counter() - started)
 
 
@@ -78,21 +87,18 @@ async def concurrent(url: str, texts: list[str], contexts: list[str], clients: i
     latencies: list[float] = []
     statuses: list[int] = []
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def client_loop(client: httpx.AsyncClient, offset: int) -> None:
+    async def client_loop(session: aiohttp.ClientSession, offset: int) -> None:
         i = offset
         while time.perf_counter() < stop:
-            t = time.perf_counter()
-            body = {"text": texts[i % len(texts)], "context": contexts[i % len(texts)]}
-            response = await client.post(f"{url}/v1/score", json=body)
-            latencies.append((time.perf_counter() - t) * 1000)
-            statuses.append(response.status_code)
+            latency, status = await post(session, url, texts[i % len(texts)], contexts[i % len(texts)])
+            latencies.append(latency)
+            statuses.append(status)
             i += clients
 
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        await asyncio.gather(*(client_loop(client, k) for k in range(clients)))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+        await asyncio.gather(*(client_loop(session, k) for k in range(clients)))
     return summary(latencies, statuses, time.perf_counter() - started)
 
 
@@ -109,8 +115,8 @@ def main() -> None:
     server, url = start_server(args.model, not args.no_batching, args.workers)
     try:
         report = {"micro_batching": not args.no_batching, "workers": args.workers}
-        sequential(url, texts[:50], contexts[:50])  # warm-up
-        report["sequential"] = sequential(url, texts[:400], contexts[:400])
+        asyncio.run(sequential(url, texts[:50], contexts[:50]))  # warm-up
+        report["sequential"] = asyncio.run(sequential(url, texts[:400], contexts[:400]))
         for clients in args.clients:
             report[f"clients_{clients}"] = asyncio.run(concurrent(url, texts, contexts, clients, args.seconds))
     finally:
