@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ml.labels import LABELS
+
+MAX_COPY_SHARE = 0.15  # training-time copies (noise, context swap), as a share of the training set
 
 
 class StrictModel(BaseModel):
@@ -105,7 +107,12 @@ class TrainConfig(StrictModel):
     warmup_ratio: float = 0.06
     pos_weight: dict[str, float] | Literal["auto"] | None = None
     context_dropout: float = Field(0.0, ge=0, le=1, description="Share of training examples trained without context.")
-    noise_augmentation: float = Field(0.0, ge=0, le=0.15, description="Share of training examples given a noisy copy.")
+    noise_augmentation: float = Field(
+        0.0, ge=0, le=MAX_COPY_SHARE, description="Share of training examples given a noisy copy."
+    )
+    context_swap: float = Field(
+        0.0, ge=0, le=MAX_COPY_SHARE, description="Share given a copy with another record's context (neutral replies)."
+    )
     negatives: list[str] = Field(
         default_factory=list,
         description="Files or folders of replies giving only some labels (data/negatives); the loss ignores the rest.",
@@ -123,6 +130,12 @@ class TrainConfig(StrictModel):
     export_onnx: bool = True  # ONNX fp32 + int8 beside the weights, with the int8 quality gate
     register_name: str | None = "replyqa"
     seed: int = 13
+
+    @model_validator(mode="after")
+    def copies_bounded(self) -> TrainConfig:
+        if round(self.noise_augmentation + self.context_swap, 9) > MAX_COPY_SHARE:
+            raise ValueError(f"noise_augmentation + context_swap may add at most {MAX_COPY_SHARE:.0%} copies")
+        return self
 
     @field_validator("threshold_objective")
     @classmethod

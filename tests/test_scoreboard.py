@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from conftest import corpus_sample, write_jsonl
 
-from ml.data.augment import MAX_NOISE_SHARE, augment
-from ml.data.records import load_labelled
+from ml.config import MAX_COPY_SHARE, TrainConfig
+from ml.data.augment import augment
+from ml.data.records import UNKNOWN, load_labelled
 from ml.evaluation.scoreboard import (
     System,
     held_out_writers,
@@ -122,7 +123,28 @@ def test_augmentation_drops_contexts_and_adds_bounded_noise_copies(tmp_path):
         original = originals[copy["id"].split("~")[0]]
         assert copy["text"] != original["text"] and [copy[k] for k in LABELS] == [original[k] for k in LABELS]
     with pytest.raises(ValueError):
-        augment(dataset, 0.0, MAX_NOISE_SHARE + 0.01, 1)
+        augment(dataset, 0.0, MAX_COPY_SHARE + 0.01, 1)
+
+
+def test_context_swap_copies_keep_risk_at_zero_and_leave_the_other_labels_unknown(tmp_path):
+    rows = [
+        labelled(str(i), f"您好，您本期应还{i}00元。", context=f"第{i}个问题：要还多少", threatening=int(i < 50))
+        for i in range(200)
+    ]
+    dataset = load_labelled([write_jsonl(tmp_path / "train.jsonl", rows)])
+    augmented, summary = augment(dataset, context_dropout=0.0, noise_share=0.05, seed=1, context_swap=0.1)
+    originals = {r["id"]: r for r in dataset.to_list()}
+    swaps = [r for r in augmented.to_list() if r["source"] == "augmented:context_swap"]
+    assert 15 <= summary["context_swaps"] == len(swaps) <= 20
+    for copy in swaps:
+        original = originals[copy["id"].split("~")[0]]
+        assert copy["text"] == original["text"] and copy["context"] != original["context"]
+        assert original["threatening"] == 0 and copy["threatening"] == 0 and copy["privacy_risk"] == 0
+        assert copy["polite"] == copy["clear"] == copy["empathetic"] == UNKNOWN
+    with pytest.raises(ValueError):
+        augment(dataset, 0.0, 0.1, 1, context_swap=0.1)  # copies of both kinds share the 15% bound
+    with pytest.raises(ValueError):
+        TrainConfig(noise_augmentation=0.1, context_swap=0.1)
 
 
 def test_each_noise_kind_rewrites_only_the_surface():

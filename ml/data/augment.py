@@ -4,8 +4,14 @@
   reply, so they stay; the model learns not to lean on the customer's message.
 - Noise copies: a seeded share of training examples gain a copy whose reply is written the way
   other channels write it (half-width or missing punctuation, ASR spaces or underscores, a leading
-  @mention, an emoji, a Traditional character form). Copies stay under 15% of the training set and
-  are counted in the MLflow run.
+  @mention, an emoji, a Traditional character form).
+- Context-swap copies: a seeded share of training examples whose reply is neither threatening nor a
+  privacy risk gain a copy with another record's context. An unrelated customer message cannot make
+  a neutral reply a threat, so both risk labels stay 0; polite, clear and empathetic may depend on
+  the context, so the copy does not give them (UNKNOWN: the loss ignores them).
+
+Copies of both kinds together stay at or under 15% of the training set and are counted in the
+MLflow run.
 
 The scoreboard's invariance probes (ml/evaluation/scoreboard.py) use their own transforms; the overlap
 (punctuation width, stripped punctuation, spaces, underscores, @mentions, emoji, Traditional) is
@@ -20,9 +26,10 @@ from collections.abc import Callable
 
 from datasets import Dataset
 
+from ml.config import MAX_COPY_SHARE
+from ml.data.records import UNKNOWN
 from ml.data.text import to_traditional
 
-MAX_NOISE_SHARE = 0.15
 _PUNCT = re.compile(r"[，。！？：；、,.!?:;]")
 _WIDTH = str.maketrans("，。！？：；,.!?:;", ",.!?:;，。！？：；")
 
@@ -52,12 +59,16 @@ NOISE: dict[str, Callable[[str, random.Random], str]] = {
 }
 
 
-def augment(dataset: Dataset, context_dropout: float, noise_share: float, seed: int) -> tuple[Dataset, dict]:
-    """The training set with contexts dropped and noisy copies added; and what was done, in numbers."""
-    if not 0 <= noise_share <= MAX_NOISE_SHARE:
-        raise ValueError(f"noise_augmentation must be between 0 and {MAX_NOISE_SHARE}")
+def augment(
+    dataset: Dataset, context_dropout: float, noise_share: float, seed: int, context_swap: float = 0.0
+) -> tuple[Dataset, dict]:
+    """The training set with contexts dropped, noisy copies and context-swap copies added; and what
+    was done, in numbers."""
+    if noise_share < 0 or context_swap < 0 or round(noise_share + context_swap, 9) > MAX_COPY_SHARE:
+        raise ValueError(f"noise_augmentation + context_swap must be between 0 and {MAX_COPY_SHARE}")
     rng = random.Random(seed)
     rows = dataset.to_list()
+    contexts = sorted({row["context"] for row in rows if row["context"]})
     dropped = 0
     for row in rows:
         if row["context"] and rng.random() < context_dropout:
@@ -68,5 +79,22 @@ def augment(dataset: Dataset, context_dropout: float, noise_share: float, seed: 
         noisy = NOISE[kind](row["text"], rng)
         if noisy.strip() and noisy != row["text"]:
             copies.append({**row, "id": f"{row['id']}~{kind}", "text": noisy, "source": f"augmented:{kind}"})
-    summary = {"contexts_dropped": dropped, "noise_copies": len(copies), "train_examples": len(rows) + len(copies)}
-    return Dataset.from_list(rows + copies, features=dataset.features), summary
+    swaps = _context_swaps(rows, contexts, context_swap, rng)
+    summary = {
+        "contexts_dropped": dropped,
+        "noise_copies": len(copies),
+        "context_swaps": len(swaps),
+        "train_examples": len(rows) + len(copies) + len(swaps),
+    }
+    return Dataset.from_list(rows + copies + swaps, features=dataset.features), summary
+
+
+def _context_swaps(rows: list[dict], contexts: list[str], share: float, rng: random.Random) -> list[dict]:
+    neutral = [row for row in rows if row["threatening"] == 0 and row["privacy_risk"] == 0]
+    swaps = []
+    for row in rng.sample(neutral, min(len(neutral), round(share * len(rows)))):
+        context = rng.choice(contexts) if contexts else ""
+        if context and context != row["context"]:
+            swap = {**row, "id": f"{row['id']}~context_swap", "context": context, "source": "augmented:context_swap"}
+            swaps.append({**swap, **dict.fromkeys(("polite", "clear", "empathetic"), UNKNOWN)})
+    return swaps

@@ -246,9 +246,15 @@ def write_model_card(
         f"- Inputs: {'customer context + reply as a sentence pair' if config.use_context else 'reply only'}, "
         f"at most {config.max_length} tokens (the context is trimmed first).",
         f"- Augmentation (training only): context dropped for {config.context_dropout:.0%} of examples; noisy "
-        f"copies ({', '.join(NOISE).replace('_', ' ')}) of {config.noise_augmentation:.0%}. The scoreboard's "
-        "surface-noise probes test the same kinds with their own fixed forms, so they overstate robustness "
-        "to noise of other kinds.",
+        f"copies ({', '.join(NOISE).replace('_', ' ')}) of {config.noise_augmentation:.0%}"
+        + (
+            f"; copies of {config.context_swap:.0%} (risk-neutral replies) with another record's context, risk "
+            "labels 0 and the other labels left out"
+            if config.context_swap
+            else ""
+        )
+        + ". The scoreboard's surface-noise probes test the same kinds with their own fixed forms, so they "
+        "overstate robustness to noise of other kinds.",
         *(
             [
                 f"- Also trained on replies of another domain that give only some labels "

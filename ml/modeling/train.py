@@ -124,7 +124,9 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
     configure_cpu_threads()
     tokenizer, model = load_base_model(config.model_name_or_path, config.encoder_layers)
     train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
-    train_set, augmentation = augment(train_set, config.context_dropout, config.noise_augmentation, config.seed)
+    train_set, augmentation = augment(
+        train_set, config.context_dropout, config.noise_augmentation, config.seed, config.context_swap
+    )
     parts = [train_set]
     if config.negatives:
         parts.append(load_partially_labelled(config.negatives))
