@@ -198,7 +198,12 @@ def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
     scorer = Scorer.load(output_dir, runtime="torch")
     validation = load_labelled([config.validation_file])
     probabilities = scorer.predict_proba(validation["text"], validation["context"])
-    thresholds = tune_thresholds(label_matrix(validation), probabilities, config.threshold_objective)
+    return store_thresholds(
+        output_dir, tune_thresholds(label_matrix(validation), probabilities, config.threshold_objective)
+    )
+
+
+def store_thresholds(output_dir: Path, thresholds: dict[str, float]) -> dict[str, float]:
     info = ModelInfo.read(output_dir)
     # kept strictly inside (0, 1): a saturated sigmoid can put the best cut-off at exactly 0 or 1
     info.thresholds = {label: round(min(max(value, 1e-4), 0.9999), 4) for label, value in thresholds.items()}
