@@ -13,6 +13,12 @@ from ml.labels import LABELS
 MAX_COPY_SHARE = 0.15  # training-time copies (noise, context swap), as a share of the training set
 
 
+def check_copy_shares(noise_share: float, context_swap: float) -> None:
+    """Training-time copies of both kinds together stay within MAX_COPY_SHARE; ValueError otherwise."""
+    if noise_share < 0 or context_swap < 0 or round(noise_share + context_swap, 9) > MAX_COPY_SHARE:
+        raise ValueError(f"noise_augmentation + context_swap must be between 0 and {MAX_COPY_SHARE:.0%}")
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -133,8 +139,7 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def copies_bounded(self) -> TrainConfig:
-        if round(self.noise_augmentation + self.context_swap, 9) > MAX_COPY_SHARE:
-            raise ValueError(f"noise_augmentation + context_swap may add at most {MAX_COPY_SHARE:.0%} copies")
+        check_copy_shares(self.noise_augmentation, self.context_swap)
         return self
 
     @field_validator("threshold_objective")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from datasets import Dataset
 
-from ml.config import MAX_COPY_SHARE
+from ml.config import check_copy_shares
 from ml.data.records import UNKNOWN
 from ml.data.text import to_traditional
 
@@ -64,8 +64,7 @@ def augment(
 ) -> tuple[Dataset, dict]:
     """The training set with contexts dropped, noisy copies and context-swap copies added; and what
     was done, in numbers."""
-    if noise_share < 0 or context_swap < 0 or round(noise_share + context_swap, 9) > MAX_COPY_SHARE:
-        raise ValueError(f"noise_augmentation + context_swap must be between 0 and {MAX_COPY_SHARE}")
+    check_copy_shares(noise_share, context_swap)
     rng = random.Random(seed)
     rows = dataset.to_list()
     contexts = sorted({row["context"] for row in rows if row["context"]})
@@ -90,11 +89,13 @@ def augment(
 
 
 def _context_swaps(rows: list[dict], contexts: list[str], share: float, rng: random.Random) -> list[dict]:
+    if not contexts:
+        return []
     neutral = [row for row in rows if row["threatening"] == 0 and row["privacy_risk"] == 0]
     swaps = []
     for row in rng.sample(neutral, min(len(neutral), round(share * len(rows)))):
-        context = rng.choice(contexts) if contexts else ""
-        if context and context != row["context"]:
+        context = rng.choice(contexts)
+        if context != row["context"]:
             swap = {**row, "id": f"{row['id']}~context_swap", "context": context, "source": "augmented:context_swap"}
             swaps.append({**swap, **dict.fromkeys(("polite", "clear", "empathetic"), UNKNOWN)})
     return swaps
