@@ -68,7 +68,7 @@ def test_a_short_formula_both_sides_wrote_is_left_out_not_refused(tmp_path):
     system = System("all_zero", lambda t, c: np.zeros((len(t), len(LABELS))), dict.fromkeys(LABELS, 0.5), False)
     report = held_out_writers([system], loaded(held), frozenset({"h0"}))
     assert report["records"] == 119 and report["excluded_shared_with_training"] == ["h0"]
-    few = write_jsonl(tmp_path / "few.jsonl", rows[:20])  # 1 of 20 shared: more than 1%, refused
+    few = write_jsonl(tmp_path / "few.jsonl", rows[:20])  # 1 of 20 shared: more than 4%, refused
     with pytest.raises(ValueError, match="shares 1 records"):
         shared_with_training(str(train), loaded(few))
 

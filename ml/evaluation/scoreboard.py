@@ -97,13 +97,13 @@ def slice_folds(files: list[Path]) -> list[tuple[list[Path], Path]]:
 
 
 MAX_SHARED_SHORT_CHARS = 6  # a reply this short ("本人吗？", "收到") can be written by two writers independently
-MAX_SHARED_SHARE = 0.01
+MAX_SHARED_SHARE = 0.04  # an archive-like file holds about 3% one-word replies (好的, 嗯嗯, 在吗)
 
 
 def shared_with_training(training_file: str, sets: dict[Path, Dataset]) -> frozenset[str]:
     """Ids of held-out records whose normalised text the training split also holds. A few short
     formulaic replies are a coincidence: they are returned, to be left out of the measurement. Any
-    longer shared text, or more than 1% of a file shared, is a leak: ValueError (it would measure fit)."""
+    longer shared text, or more than 4% of a file shared, is a leak: ValueError (it would measure fit)."""
     train = load_labelled([training_file])
     seen_ids, seen_texts = set(train["id"]), {normalise_text(t) for t in train["text"]}
     excluded: set[str] = set()
