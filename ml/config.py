@@ -190,6 +190,14 @@ class ServeConfig(StrictModel):
     workers: int = Field(1, gt=0, description="Server processes, each with its own model (replyqa serve).")
 
 
+class ReferenceRow(StrictModel):
+    """A model measured elsewhere on the same sets (e.g. a licence-restricted ceiling), shown beside ours."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", description="Row name, also its key in metrics.json.")
+    scoreboard: str = Field(description="That model's scoreboard.json (`replyqa scoreboard --model ...`).")
+    note: str = Field(description="What it is and why it is not shipped (licence, size).")
+
+
 class ScoreboardConfig(StrictModel):
     """Evaluation sets of the generalisation scoreboard (`replyqa scoreboard`); folders or globs."""
 
@@ -201,6 +209,7 @@ class ScoreboardConfig(StrictModel):
     context_swaps: int = Field(5, ge=1)
     seed: int = 13
     out_dir: str = "reports/scoreboard"
+    references: list[ReferenceRow] = Field(default_factory=list, description="Rows measured elsewhere, never shipped.")
 
 
 class ConversationRubric(StrictModel):

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from conftest import corpus_sample, write_jsonl
 
-from ml.config import MAX_COPY_SHARE, TrainConfig
+from ml.config import MAX_COPY_SHARE, ReferenceRow, TrainConfig
 from ml.data.augment import augment
 from ml.data.records import UNKNOWN, load_labelled
+from ml.evaluation.evaluate import generalisation_lines
 from ml.evaluation.scoreboard import (
     System,
+    add_references,
     held_out_writers,
     invariance,
     leave_one_slice_out,
@@ -89,6 +91,28 @@ def test_out_of_domain_false_positive_rates(tmp_path):
     fixed = report["fixed"]
     assert fixed["threatening_fpr"] == 1.0 and fixed["privacy_risk_fpr"] == 0.0 and fixed["empathetic_fpr"] == 0.0
     assert fixed["polite_f1"] == 1.0 and fixed["clear_f1"] == 0.0
+
+
+def test_a_reference_row_joins_the_board_only_when_measured_on_the_same_files(tmp_path):
+    rows = [labelled(str(i), f"您好，第{i}个问题已处理。", polite=1) for i in range(4)]
+    ood = write_jsonl(tmp_path / "ood.jsonl", rows)
+    ours = out_of_domain([constant_system({"polite": 1})], [ood])
+    theirs = {"out_of_domain": {**out_of_domain([constant_system({"threatening": 1})], [ood])}}
+    theirs["out_of_domain"]["model"] = theirs["out_of_domain"].pop("fixed")
+    same = write_jsonl(tmp_path / "same.json", [theirs])
+    other = write_jsonl(tmp_path / "other.json", [{"out_of_domain": {**theirs["out_of_domain"], "records": 99}}])
+    board = {"out_of_domain": ours}
+    add_references(
+        board,
+        [
+            ReferenceRow(name="ceiling", scoreboard=str(same), note="non-commercial, never shipped"),
+            ReferenceRow(name="elsewhere", scoreboard=str(other), note="other sets"),
+        ],
+    )
+    assert board["out_of_domain"]["ceiling"]["threatening_fpr"] == 1.0 and "elsewhere" not in board["out_of_domain"]
+    assert board["references"]["elsewhere"]["shown_in"] == []
+    card = "\n".join(generalisation_lines(board))
+    assert "| ceiling | 1.0 |" in card and "non-commercial, never shipped" in card and "nowhere" in card
 
 
 def test_invariance_counts_decisions_that_follow_the_context(tmp_path, tiny_scorer):

@@ -188,6 +188,9 @@ def generalisation_lines(board: dict[str, Any]) -> list[str]:
                 f"{r['polite_f1']} | {r['clear_f1']} |"
             )
         lines.append("")
+    for name, reference in board.get("references", {}).items():
+        where = " and ".join(s.replace("_", " ") for s in reference["shown_in"]) or "nowhere (measured on other sets)"
+        lines += [f"Reference row `{name}` (shown in {where}): {reference['note']}", ""]
     return lines
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from ml.config import ScoreboardConfig, TrainConfig
+from ml.config import ReferenceRow, ScoreboardConfig, TrainConfig
 from ml.data.records import expand_paths, label_matrix, load_labelled, normalise_text
 from ml.data.text import to_traditional
 from ml.evaluation.baselines import fit_baselines
@@ -253,7 +253,26 @@ def generalisation(systems: list[System], train_file: str, config: ScoreboardCon
         board["held_out_writers"] = held_out_writers(systems, sets, shared_with_training(train_file, sets))
     if ood := _files(config.ood):
         board["out_of_domain"] = out_of_domain(systems, ood)
+    add_references(board, config.references)
     return board
+
+
+def add_references(board: dict[str, Any], references: list[ReferenceRow]) -> None:
+    """Each reference model's pooled held-out and out-of-domain row, taken from its own scoreboard,
+    beside ours: only where it was measured on the same files and records; `board["references"]`
+    says for each whether it was shown and what it is."""
+    for reference in references:
+        path = Path(reference.scoreboard)
+        other = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        shown = []
+        for section in ("held_out_writers", "out_of_domain"):
+            mine, theirs = board.get(section), other.get(section)
+            if not mine or not theirs or (theirs["files"], theirs["records"]) != (mine["files"], mine["records"]):
+                continue
+            rows = mine["pooled"] if section == "held_out_writers" else mine
+            rows[reference.name] = (theirs["pooled"] if section == "held_out_writers" else theirs)["model"]
+            shown.append(section)
+        board.setdefault("references", {})[reference.name] = {"note": reference.note, "shown_in": shown}
 
 
 def scoreboard(scorer: Scorer, train_file: str, validation_file: str, config: ScoreboardConfig) -> dict[str, Any]:
