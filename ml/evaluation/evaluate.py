@@ -189,7 +189,8 @@ def generalisation_lines(board: dict[str, Any]) -> list[str]:
             )
         lines.append("")
     for name, reference in board.get("references", {}).items():
-        where = " and ".join(s.replace("_", " ") for s in reference["shown_in"]) or "nowhere (measured on other sets)"
+        shown = " and ".join(s.replace("_", " ") for s in reference["shown_in"])
+        where = shown or "nowhere: its scoreboard is missing or measured other sets"
         lines += [f"Reference row `{name}` (shown in {where}): {reference['note']}", ""]
     return lines
 

@@ -261,6 +261,10 @@ def add_references(board: dict[str, Any], references: list[ReferenceRow]) -> Non
     """Each reference model's pooled held-out and out-of-domain row, taken from its own scoreboard,
     beside ours: only where it was measured on the same files and records; `board["references"]`
     says for each whether it was shown and what it is."""
+
+    def system_rows(section: str, report: dict[str, Any]) -> dict[str, Any]:
+        return report["pooled"] if section == "held_out_writers" else report
+
     for reference in references:
         path = Path(reference.scoreboard)
         other = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -269,8 +273,7 @@ def add_references(board: dict[str, Any], references: list[ReferenceRow]) -> Non
             mine, theirs = board.get(section), other.get(section)
             if not mine or not theirs or (theirs["files"], theirs["records"]) != (mine["files"], mine["records"]):
                 continue
-            rows = mine["pooled"] if section == "held_out_writers" else mine
-            rows[reference.name] = (theirs["pooled"] if section == "held_out_writers" else theirs)["model"]
+            system_rows(section, mine)[reference.name] = system_rows(section, theirs)["model"]
             shown.append(section)
         board.setdefault("references", {})[reference.name] = {"note": reference.note, "shown_in": shown}
 
