@@ -10,14 +10,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import precision_recall_curve
+from sklearn.base import clone
+from sklearn.metrics import f1_score
 
 from ml.config import load_config, parse_objective
 from ml.data.records import UNKNOWN, label_matrix, load_labelled, load_partially_labelled
-from ml.data.text import normalise_for_model
-from ml.evaluation.metrics import recall_at_precision, tune_thresholds
+from ml.evaluation.baselines import TfidfLogReg
+from ml.evaluation.metrics import recall_at_precision, tune_threshold, tune_thresholds
 from ml.evaluation.scoreboard import System, _files, generalisation, invariance, model_system, probes
 from ml.labels import LABELS
 from ml.modeling.scorer import Scorer
@@ -28,19 +27,18 @@ WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 
 
 class Ngrams:
-    """Character 1-3-gram TF-IDF, one balanced logistic regression per label, each fitted on the
-    rows that give its label (so partially labelled negatives count where they speak)."""
+    """The TF-IDF baseline's recipe (`ml.evaluation.baselines.TfidfLogReg`), with one logistic
+    regression per label fitted on the rows that give its label (so partially labelled negatives
+    count where they speak)."""
 
     def fit(self, texts: list[str], y: np.ndarray) -> Ngrams:
-        self.vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True, preprocessor=normalise_for_model
-        )
+        vectorizer, one_vs_rest = TfidfLogReg().pipeline.named_steps.values()
+        self.vectorizer = clone(vectorizer)
         x = self.vectorizer.fit_transform(texts)
         self.models = []
         for i in range(len(LABELS)):
             known = y[:, i] != UNKNOWN
-            model = LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000)
-            self.models.append(model.fit(x[known], y[known, i]))
+            self.models.append(clone(one_vs_rest.estimator).fit(x[known], y[known, i]))
         return self
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -65,8 +63,7 @@ def out_of_fold_ngrams(negatives) -> tuple[np.ndarray, np.ndarray]:
 
 
 def best_f1(truth: np.ndarray, scores: np.ndarray) -> float:
-    precision, recall, _ = precision_recall_curve(truth, scores)
-    return float(np.max(2 * precision * recall / np.clip(precision + recall, 1e-12, None)))
+    return float(f1_score(truth, scores >= tune_threshold(truth, scores, "f1")))
 
 
 def choose_weights(truth, bert, ngrams, objectives) -> tuple[dict[str, float], dict]:
