@@ -3,9 +3,10 @@ thu-coai/KdConv) that the teacher scores and the student learns from, so that th
 teacher's behaviour on ordinary text of another domain, not only on lending dialogue.
 
 Whole dialogues, one turn a line, one after another (the distillation reader takes each line's
-previous line as its context, so a dialogue's first turn gets the previous dialogue's last one). Left out: the travel domain (close to the out-of-domain
-evaluation set), turns already in data/negatives, and any turn sharing a 16-character run with an
-evaluation text, as in the pretraining corpus. Needs data/external/kdconv (data/DATASHEET.md).
+previous line as its context, so a dialogue's first turn gets the previous dialogue's last one).
+Left out: the travel domain (close to the out-of-domain evaluation set), turns already in
+data/negatives, and any turn sharing a 16-character run with an evaluation text, as in the
+pretraining corpus. Needs data/external/kdconv (data/DATASHEET.md).
 
     python experiments/student3_transfer/make_transfer.py
 """
