@@ -8,9 +8,11 @@ import threading
 import time
 
 import httpx
+import numpy as np
 
 from ml.config import ServeConfig
 from ml.serving import create_app
+from ml.serving.batcher import MicroBatcher, _Request
 
 TEXTS = [f"您好，您本期应还{100 + i}元，请在{i % 28 + 1}号前还款。" for i in range(24)]
 
@@ -122,3 +124,27 @@ def test_serve_with_two_worker_processes(tiny_trained_model, tmp_path):
         server.terminate()
         log = server.communicate(timeout=30)[0].decode(errors="replace")
     assert log.count("Started server process") == 2
+
+
+def test_a_request_given_up_in_the_queue_takes_no_room_in_the_batch():
+    """A caller that gave up (its future cancelled) must not use up max_batch for the live callers."""
+    release, calls = threading.Event(), []
+
+    class FakeScorer:
+        def predict_proba(self, texts, contexts=None, deadline=None):
+            calls.append(len(texts))
+            if len(calls) == 1:
+                release.wait(5)  # hold the worker while the queue fills
+            return np.zeros((len(texts), 5), dtype=np.float32)
+
+    batcher = MicroBatcher(FakeScorer(), max_batch=4, wait_ms=500)
+    far = time.monotonic() + 30
+    first = batcher._submit(_Request(["先到"], [""], far))
+    while not calls:
+        time.sleep(0.01)
+    batcher._submit(_Request(["放弃"] * 3, [""] * 3, far)).cancel()
+    live = [batcher._submit(_Request([text] * 2, [""] * 2, far)) for text in ("甲", "乙")]
+    release.set()
+    for future in [first, *live]:
+        assert future.result(timeout=5).shape[1] == 5
+    assert calls == [1, 4]  # both live requests in one call; the 3 given-up replies never counted

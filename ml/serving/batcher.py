@@ -75,8 +75,11 @@ class MicroBatcher:
             self._in_flight -= 1
 
     def _gather(self) -> list[_Request]:
-        batch = [self.queue.get()]
-        size = len(batch[0].texts)
+        """Requests for one model call; those whose callers gave up are dropped, not counted."""
+        first = self.queue.get()
+        while first.result.cancelled():
+            first = self.queue.get()
+        batch, size = [first], len(first.texts)
         closes = time.monotonic() + self.wait_s
         # A lone request is scored at once; the window is only waited when other callers are in flight.
         while size < self.max_batch and (self._in_flight > len(batch) or not self.queue.empty()):
@@ -84,8 +87,9 @@ class MicroBatcher:
                 request = self.queue.get(timeout=max(0.0, closes - time.monotonic()))
             except queue.Empty:
                 break
-            batch.append(request)
-            size += len(request.texts)
+            if not request.result.cancelled():
+                batch.append(request)
+                size += len(request.texts)
         return batch
 
     def _run(self) -> None:
