@@ -51,7 +51,13 @@ class DataConfig(StrictModel):
     indomain_dir: str = "data/indomain"  # the team's unlabelled in-domain dialogues
     external_dir: str = "data/external"  # fetched repositories (laws, kdconv), used when present
     # kept out of the pretraining corpus: everything the scoreboard and the test split measure
-    corpus_exclude: list[str] = ["data/split/test.jsonl", "data/heldout_writers", "data/ood", "data/probes"]
+    corpus_exclude: list[str] = [
+        "data/split/test.jsonl",
+        "data/heldout_writers",
+        "data/ood",
+        "data/ood_fresh",
+        "data/probes",
+    ]
     seed: int = 13
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     near_duplicate_threshold: float = 0.85
