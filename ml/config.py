@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ml.labels import LABELS
+from ml.labels import LABELS, Label
 
 MAX_COPY_SHARE = 0.15  # training-time copies (noise, context swap), as a share of the training set
 
@@ -133,6 +133,14 @@ class TrainConfig(StrictModel):
     distill_weight: float = Field(0.5, ge=0, le=1, description="Teacher's share of a target where gold exists.")
     distill_unlabelled: list[str] = Field(
         default_factory=list, description="Unlabelled dialogue .txt files or folders, scored by the teacher alone."
+    )
+    distill_transfer: list[str] = Field(
+        default_factory=list,
+        description="Dialogue of another domain (.txt files or folders), scored by the teacher on transfer_labels only.",
+    )
+    transfer_labels: list[Label] = Field(
+        default_factory=lambda: ["empathetic", "threatening", "privacy_risk"],
+        description="Labels the teacher's probabilities on transfer lines teach; the loss ignores the others.",
     )
     early_stopping_patience: int = 2
     threshold_objective: dict[str, str] = Field(

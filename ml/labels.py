@@ -3,7 +3,8 @@ and the values the other record fields may take."""
 
 from typing import Literal, get_args
 
-LABELS: tuple[str, ...] = ("polite", "clear", "empathetic", "threatening", "privacy_risk")
+Label = Literal["polite", "clear", "empathetic", "threatening", "privacy_risk"]
+LABELS: tuple[str, ...] = get_args(Label)
 
 Scenario = Literal["collection", "service", "complaint", "verification", "other"]
 Channel = Literal["call", "chat"]

@@ -32,3 +32,16 @@ def test_a_student_trains_on_the_teachers_probabilities(tiny_trained_model, smal
     assert np.all(np.abs(soft - gold) <= 0.5 + 1e-6)  # half gold, half teacher
     assert not np.all(np.isin(soft, (0.0, 1.0)))  # the teacher's share is soft
     assert np.all((label_matrix(unlabelled) >= 0) & (label_matrix(unlabelled) <= 1))
+
+
+def test_transfer_lines_teach_only_the_transfer_labels(tiny_trained_model, small_splits, tmp_path):
+    (tmp_path / "film.txt").write_text("这部电影你看过吗\n看过，结局很感人\n", encoding="utf-8")
+    train = load_labelled([small_splits["train"]]).select(range(4))
+    config = TrainConfig(
+        teacher=str(tiny_trained_model), distill_transfer=[str(tmp_path)], transfer_labels=["threatening"]
+    )
+    *_, transfer = distillation_parts([train], config)
+    targets = label_matrix(transfer)
+    assert len(transfer) == 2
+    assert np.all((targets[:, 3] >= 0) & (targets[:, 3] <= 1))  # threatening: the teacher's probability
+    assert np.all(np.delete(targets, 3, axis=1) == UNKNOWN)  # the rest add nothing to the loss

@@ -272,7 +272,13 @@ def write_model_card(
             [
                 f"- Distilled from `{config.teacher}`: each target is {config.distill_weight:.0%} its probability, "
                 "the rest the gold label; unlabelled lines it labelled alone: "
-                f"{', '.join(config.distill_unlabelled) or 'none'}."
+                f"{', '.join(config.distill_unlabelled) or 'none'}"
+                + (
+                    f"; lines of another domain it labelled on {', '.join(config.transfer_labels)} only: "
+                    f"{', '.join(config.distill_transfer)}."
+                    if config.distill_transfer
+                    else "."
+                )
             ]
             if config.teacher
             else []

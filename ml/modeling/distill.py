@@ -4,14 +4,17 @@ student trains on, so that the student learns the teacher's behaviour, not only 
 - labelled records: target = (1 - weight) * gold label + weight * teacher probability;
 - labels a record does not give (UNKNOWN, e.g. polite/clear of `negatives`): the teacher's probability;
 - unlabelled dialogue lines (`data/indomain/*.txt`, each line scored with the line before it as
-  context): the teacher's probabilities alone.
+  context): the teacher's probabilities alone;
+- transfer dialogue of another domain: the teacher's probabilities on the labels such text can
+  carry (default: the three that should stay 0 off the domain); the others stay UNKNOWN, so the
+  student is not taught what the teacher guesses about the politeness of film chit-chat.
 
 The loss stays BCE-with-logits, which takes these soft targets as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +30,14 @@ def soft_targets(gold: np.ndarray, teacher: np.ndarray, weight: float) -> np.nda
     return np.where(gold == UNKNOWN, teacher, mixed).astype(np.float32)
 
 
-def with_teacher_targets(dataset: Dataset, teacher, weight: float) -> Dataset:
-    """`dataset` (text, context, the five labels) with its labels replaced by soft targets."""
+def with_teacher_targets(dataset: Dataset, teacher, weight: float, labels: Sequence[str] = LABELS) -> Dataset:
+    """`dataset` (text, context, the five labels) with the given labels replaced by soft targets;
+    the others keep their gold value (UNKNOWN on unlabelled lines, which the loss ignores)."""
     probabilities = teacher.predict_proba(list(dataset["text"]), list(dataset["context"]))
-    targets = soft_targets(label_matrix(dataset), probabilities, weight)
+    gold = label_matrix(dataset)
+    untouched = [label not in labels for label in LABELS]
+    targets = soft_targets(gold, probabilities, weight)
+    targets[:, untouched] = gold[:, untouched]
     dataset = dataset.remove_columns(list(LABELS))
     for i, label in enumerate(LABELS):
         dataset = dataset.add_column(label, targets[:, i].tolist())

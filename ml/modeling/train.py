@@ -111,11 +111,16 @@ def load_base_model(name_or_path: str, layers: int | None = None):
 
 def distillation_parts(parts: list[Dataset], config: TrainConfig) -> list[Dataset]:
     """The training parts with the teacher's probabilities mixed into their labels, plus the
-    unlabelled dialogue lines with the teacher's probabilities as their only labels."""
+    unlabelled dialogue lines with the teacher's probabilities as their only labels, plus the
+    transfer lines with the teacher's probabilities on `transfer_labels` only."""
     teacher = Scorer.load(config.teacher)
+    parts = [with_teacher_targets(part, teacher, config.distill_weight) for part in parts]
     if config.distill_unlabelled:
-        parts = [*parts, dialogue_lines(config.distill_unlabelled)]
-    return [with_teacher_targets(part, teacher, config.distill_weight) for part in parts]
+        parts.append(with_teacher_targets(dialogue_lines(config.distill_unlabelled), teacher, 1.0))
+    if config.distill_transfer:
+        lines = dialogue_lines(config.distill_transfer)
+        parts.append(with_teacher_targets(lines, teacher, 1.0, config.transfer_labels))
+    return parts
 
 
 def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
@@ -132,8 +137,9 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
         parts.append(load_partially_labelled(config.negatives))
         augmentation["negatives"] = len(parts[-1])
     if config.teacher:
+        labelled_parts = len(parts)
         parts = distillation_parts(parts, config)
-        augmentation["distilled_unlabelled"] = len(parts[-1]) if config.distill_unlabelled else 0
+        augmentation["distilled_unlabelled"] = sum(len(part) for part in parts[labelled_parts:])
     train_features = concatenate_datasets([to_features(part, tokenizer, config) for part in parts])
     if mlflow.active_run():
         mlflow.log_params({f"augmentation_{k}": v for k, v in augmentation.items()})
