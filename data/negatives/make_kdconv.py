@@ -11,11 +11,13 @@ that shares a 16-character run with any evaluation text is dropped as in the pre
 
 Needs the fetched KdConv files in data/external/kdconv (data/DATASHEET.md says how to place them).
 
-    python data/negatives/make_kdconv.py
+    python data/negatives/make_kdconv.py              # the 1,500 turns used in training
+    python data/negatives/make_kdconv.py --more 3000  # 3,000 turns the first file does not hold
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -56,18 +58,28 @@ def candidate_turns() -> list[dict]:
     return turns
 
 
-def main() -> None:
-    exclude = EvaluationFilter(evaluation_texts(Path(p) for p in DataConfig().corpus_exclude))
-    turns = [t for t in candidate_turns() if not exclude(normalise_for_model(t["text"]))]
-    rng = random.Random(SEED)
-    picked = rng.sample(turns, SIZE)
-    out = HERE / "kdconv_film_music.jsonl"
+def write(turns: list[dict], out: Path, first_id: int) -> None:
     with out.open("w", encoding="utf-8") as handle:
-        for index, turn in enumerate(picked, 1):
+        for index, turn in enumerate(turns, first_id):
             record = {"id": f"neg-kd-{index:04d}", **turn, "labels": KNOWN_LABELS}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    print(f"{out}: {len(picked)} of {len(turns)} eligible turns")
+    print(f"{out}: {len(turns)} turns")
+
+
+def main(more: int) -> None:
+    exclude = EvaluationFilter(evaluation_texts(Path(p) for p in DataConfig().corpus_exclude))
+    turns = [t for t in candidate_turns() if not exclude(normalise_for_model(t["text"]))]
+    print(f"{len(turns)} eligible turns")
+    if not more:
+        write(random.Random(SEED).sample(turns, SIZE), HERE / "kdconv_film_music.jsonl", 1)
+        return
+    # Only turns the committed file does not hold, so that it stays as it is.
+    taken = {json.loads(line)["source"] for line in (HERE / "kdconv_film_music.jsonl").open(encoding="utf-8")}
+    rest = [t for t in turns if t["source"] not in taken]
+    write(random.Random(SEED + 1).sample(rest, more), HERE / "kdconv_film_music_more.jsonl", SIZE + 1)
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--more", type=int, default=0, help="also write this many other turns to *_more.jsonl")
+    main(parser.parse_args().more)
