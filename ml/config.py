@@ -136,7 +136,7 @@ class TrainConfig(StrictModel):
     )
     distill_transfer: list[str] = Field(
         default_factory=list,
-        description="Dialogue of another domain (.txt files or folders), scored by the teacher on transfer_labels only.",
+        description="Dialogue of another domain (.txt files or folders); the teacher labels transfer_labels only.",
     )
     transfer_labels: list[Label] = Field(
         default_factory=lambda: ["empathetic", "threatening", "privacy_risk"],
