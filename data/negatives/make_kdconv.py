@@ -81,5 +81,7 @@ def main(more: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--more", type=int, default=0, help="also write this many other turns to *_more.jsonl")
+    parser.add_argument(
+        "--more", type=int, default=0, help="write this many turns the first file lacks to *_more.jsonl (it stays)"
+    )
     main(parser.parse_args().more)
