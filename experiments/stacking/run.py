@@ -51,11 +51,11 @@ def with_negatives(labelled, negatives) -> tuple[list[str], np.ndarray]:
     return texts, np.vstack([label_matrix(labelled), label_matrix(negatives)])
 
 
-def out_of_fold_ngrams(negatives) -> tuple[np.ndarray, np.ndarray]:
+def out_of_fold_ngrams(negatives, kind: type[Ngrams] = Ngrams) -> tuple[np.ndarray, np.ndarray]:
     truths, probabilities = [], []
     for k in range(3):
         work = FOLDS / f"fold_{k}"
-        ngrams = Ngrams().fit(*with_negatives(load_labelled([work / "train.jsonl"]), negatives))
+        ngrams = kind().fit(*with_negatives(load_labelled([work / "train.jsonl"]), negatives))
         scored = load_labelled([work / "out_of_fold.jsonl"])
         truths.append(label_matrix(scored))
         probabilities.append(ngrams.predict_proba(list(scored["text"])))
@@ -97,10 +97,10 @@ class Mix:
         return System(name, self.predict_proba, thresholds, True)
 
 
-def fitted_ngrams(config) -> Ngrams:
+def fitted_ngrams(config, kind: type[Ngrams] = Ngrams) -> Ngrams:
     """The n-gram part on the model's own train split plus the negatives."""
     negatives = load_partially_labelled(config.train.negatives)
-    return Ngrams().fit(*with_negatives(load_labelled([config.train.train_file]), negatives))
+    return kind().fit(*with_negatives(load_labelled([config.train.train_file]), negatives))
 
 
 def main() -> None:
