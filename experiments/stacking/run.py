@@ -66,13 +66,21 @@ def best_f1(truth: np.ndarray, scores: np.ndarray) -> float:
     return float(f1_score(truth, scores >= tune_threshold(truth, scores, "f1")))
 
 
-def choose_weights(truth, bert, ngrams, objectives) -> tuple[dict[str, float], dict]:
+def arithmetic(w, bert: np.ndarray, ngrams: np.ndarray) -> np.ndarray:
+    return w * bert + (1 - w) * ngrams
+
+
+def geometric(w, bert: np.ndarray, ngrams: np.ndarray) -> np.ndarray:
+    return bert**w * ngrams ** (1 - w)
+
+
+def choose_weights(truth, bert, ngrams, objectives, combine=arithmetic) -> tuple[dict[str, float], dict]:
     weights, table = {}, {}
     for i, label in enumerate(LABELS):
         kind, target = parse_objective(objectives.get(label, "f1"))
         scores = {}
         for w in WEIGHTS:
-            mix = w * bert[:, i] + (1 - w) * ngrams[:, i]
+            mix = combine(w, bert[:, i], ngrams[:, i])
             if kind == "precision":
                 scores[float(w)] = recall_at_precision(truth[:, i], mix, target) or 0.0
             else:
@@ -85,13 +93,13 @@ def choose_weights(truth, bert, ngrams, objectives) -> tuple[dict[str, float], d
 class Mix:
     """`w · BERT + (1 − w) · n-grams` per label: a teacher (predict_proba) or a scoreboard System."""
 
-    def __init__(self, scorer: Scorer, ngrams: Ngrams, weights: dict[str, float]) -> None:
-        self.scorer, self.ngrams = scorer, ngrams
+    def __init__(self, scorer: Scorer, ngrams: Ngrams, weights: dict[str, float], combine=arithmetic) -> None:
+        self.scorer, self.ngrams, self.combine = scorer, ngrams, combine
         self.w = np.array([weights[label] for label in LABELS])
 
     def predict_proba(self, texts, contexts) -> np.ndarray:
         bert = self.scorer.predict_proba(texts, contexts)
-        return self.w * bert + (1 - self.w) * self.ngrams.predict_proba(list(texts))
+        return self.combine(self.w, bert, self.ngrams.predict_proba(list(texts)))
 
     def system(self, name: str, thresholds: dict[str, float]) -> System:
         return System(name, self.predict_proba, thresholds, True)
