@@ -11,6 +11,8 @@ import json
 import sys
 
 import numpy as np
+from risk_only import BERT_ONLY, FRESH
+from run import FOLDS, HERE, Mix, Ngrams, arithmetic, choose_weights, fitted_ngrams, geometric, out_of_fold_ngrams
 
 from ml.config import load_config
 from ml.data.records import label_matrix, load_labelled, load_partially_labelled
@@ -19,9 +21,6 @@ from ml.evaluation.metrics import tune_thresholds
 from ml.evaluation.scoreboard import _files, generalisation, invariance, model_system, out_of_domain, probes
 from ml.labels import LABELS
 from ml.modeling.scorer import Scorer
-
-from risk_only import BERT_ONLY, FRESH
-from run import FOLDS, HERE, Mix, Ngrams, arithmetic, choose_weights, fitted_ngrams, geometric, out_of_fold_ngrams
 
 
 def as_model_reads(texts) -> list[str]:

@@ -12,6 +12,7 @@ import json
 import sys
 
 import numpy as np
+from run import FOLDS, HERE, Mix, choose_weights, fitted_ngrams, out_of_fold_ngrams
 
 from ml.config import load_config
 from ml.data.records import label_matrix, load_labelled, load_partially_labelled
@@ -19,8 +20,6 @@ from ml.evaluation.metrics import tune_thresholds
 from ml.evaluation.scoreboard import _files, generalisation, invariance, model_system, out_of_domain, probes
 from ml.labels import LABELS
 from ml.modeling.scorer import Scorer
-
-from run import FOLDS, HERE, Mix, choose_weights, fitted_ngrams, out_of_fold_ngrams
 
 BERT_ONLY = ("polite", "clear")
 FRESH = "data/ood_fresh/crosswoz_sys_fresh.jsonl"
@@ -43,7 +42,8 @@ def main(confirm: bool) -> None:
     cutoffs = {}
     for name, w in (("mix_risk_only", risk_weights), ("mix_all_labels", weights)):
         mix = Mix(scorer, ngrams, w)
-        tuned = tune_thresholds(label_matrix(validation), mix.predict_proba(validation["text"], validation["context"]), objectives)
+        mixed = mix.predict_proba(validation["text"], validation["context"])
+        tuned = tune_thresholds(label_matrix(validation), mixed, objectives)
         if name == "mix_risk_only":
             tuned.update({label: scorer.info.thresholds[label] for label in BERT_ONLY})
         cutoffs[name] = tuned
