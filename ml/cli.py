@@ -248,6 +248,28 @@ def scoreboard(
 
 
 @app.command()
+def stack(
+    model: Path = typer.Option(Path("models/default"), help="A trained model directory."),
+    out: Path | None = typer.Option(None, help="Where the stacked model goes (default: the config's stack.out_dir)."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (its `stack` section, train files)."),
+) -> None:
+    """Add the character n-gram part to a trained model (better on unseen lending writers, more
+    false threats on other domains; see the README), cut-offs re-tuned on validation."""
+    from ml.modeling.model_info import ModelLoadError
+    from ml.modeling.stack import stack as run_stack
+
+    settings = project_config(config)
+    target = out or Path(settings.stack.out_dir)
+    try:
+        info = run_stack(model, target, settings.train, settings.stack)
+    except (ModelLoadError, FileExistsError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    summary = {"out": str(target), "version": info.version, "thresholds": info.thresholds}
+    typer.echo(json.dumps({**summary, "test_macro_f1": info.test_metrics["macro_f1"]}, indent=2))
+
+
+@app.command()
 def promote(
     version: str = typer.Argument(..., help="Registered model version to promote."),
     name: str = typer.Option("replyqa", help="Registered model name."),

@@ -275,6 +275,23 @@ class ReportConfig(StrictModel):
     conversation: ConversationRubric = ConversationRubric()
 
 
+class StackConfig(StrictModel):
+    """`replyqa stack`: the default model plus a character n-gram part (experiments/stacking/)."""
+
+    out_dir: str = "models/stacked"
+    bert_share: dict[Label, float] = Field(
+        default_factory=lambda: dict.fromkeys(LABELS, 1.0),
+        description="Per label, the BERT's share of the mixed probability (1: the BERT alone).",
+    )
+
+    @field_validator("bert_share")
+    @classmethod
+    def every_label_a_share(cls, shares: dict[str, float]) -> dict[str, float]:
+        if set(shares) != set(LABELS) or not all(0 <= v <= 1 for v in shares.values()):
+            raise ValueError(f"bert_share must give each of {list(LABELS)} a share in [0, 1]")
+        return shares
+
+
 class ProjectConfig(StrictModel):
     """configs/default.yaml: everything one run of the pipeline needs."""
 
@@ -284,6 +301,7 @@ class ProjectConfig(StrictModel):
     serve: ServeConfig = ServeConfig()
     scoreboard: ScoreboardConfig = ScoreboardConfig()
     report: ReportConfig = ReportConfig()
+    stack: StackConfig = StackConfig()
 
 
 Config = TypeVar("Config", bound=StrictModel)

@@ -33,6 +33,8 @@ class ModelInfo:
         default_factory=dict
     )  # written by ml/modeling/export.py: runtime, precision, gate
     card_examples: list[dict[str, Any]] = field(default_factory=list)
+    # A stacked model (`replyqa stack`): the BERT's share per label; the rest is the n-gram part's.
+    ngram_weights: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelInfo:
@@ -65,13 +67,19 @@ class ModelInfo:
             bad = {k: v for k, v in self.thresholds.items() if not _is_probability(v)}
             if bad:
                 problems.append(f"thresholds outside (0, 1): {bad}")
+        if self.ngram_weights and (
+            set(self.ngram_weights) != set(LABELS)
+            or not all(isinstance(v, int | float) and 0 <= v <= 1 for v in self.ngram_weights.values())
+        ):
+            problems.append(f"ngram_weights must give each of {list(LABELS)} a share in [0, 1]")
         if problems:
             raise ModelLoadError(f"{where}: " + "; ".join(problems))
 
     def write(self, model_dir: Path) -> None:
-        (model_dir / MODEL_INFO_FILE).write_text(
-            json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8"
-        )
+        fields = asdict(self)
+        if not self.ngram_weights:  # a plain model keeps the labels.json it always had
+            del fields["ngram_weights"]
+        (model_dir / MODEL_INFO_FILE).write_text(json.dumps(fields, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def _is_probability(value: Any) -> bool:

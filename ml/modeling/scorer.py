@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jieba
 import numpy as np
@@ -26,6 +26,9 @@ from ml.labels import LABELS
 from ml.modeling.backends import OnnxBackend, TorchBackend, cpu_threads, gpu_present, onnx_path
 from ml.modeling.encoding import ReplyEncoder
 from ml.modeling.model_info import MODEL_INFO_FILE, ModelInfo, ModelLoadError, resolve_model_source
+
+if TYPE_CHECKING:
+    from ml.modeling.ngrams import CharNgrams
 
 jieba.setLogLevel(logging.WARNING)
 DEFAULT_MAX_CHARS = 2000
@@ -89,9 +92,11 @@ class Scorer:
         explain_units: int = DEFAULT_EXPLAIN_UNITS,
         batch_size: int = 32,
         source: str = "",
+        ngrams: CharNgrams | None = None,
     ) -> None:
         self.source = source  # where the model was loaded from, for reports
         self.backend = backend
+        self.ngrams = ngrams  # a stacked model's character n-gram part (reads the reply only)
         self.encoder = encoder
         self.info = info
         self.max_chars = max_chars
@@ -101,6 +106,7 @@ class Scorer:
         self.batch_size = batch_size
         self.thresholds = np.array([info.thresholds[label] for label in LABELS])
         self._label_order = [info.labels.index(label) for label in LABELS]
+        self._bert_share = np.array([info.ngram_weights[label] for label in LABELS]) if ngrams else None
 
     @classmethod
     def load(
@@ -145,6 +151,7 @@ class Scorer:
             else:
                 backend, encoder, info = _torch_parts(location, info, device, threads)
                 info.check_labels([backend.config.id2label[i] for i in range(backend.config.num_labels)], str(source))
+            ngrams = _ngram_part(location, info)
         except (OSError, ValueError) as error:
             if isinstance(error, ModelLoadError):
                 raise
@@ -159,6 +166,7 @@ class Scorer:
             explain_units=explain_units,
             batch_size=batch_size,
             source=str(source),
+            ngrams=ngrams,
         )
 
     def load_options(self) -> dict[str, Any]:
@@ -174,8 +182,8 @@ class Scorer:
 
     @property
     def runtime(self) -> str:
-        """What runs the model, e.g. "onnx-int8" or "torch-fp32"."""
-        return f"{self.backend.name}-{self.backend.precision}"
+        """What runs the model, e.g. "onnx-int8", "torch-fp32", or "onnx-int8+ngrams" when stacked."""
+        return f"{self.backend.name}-{self.backend.precision}" + ("+ngrams" if self.ngrams else "")
 
     # ------------------------------------------------------------ input rules
 
@@ -233,6 +241,10 @@ class Scorer:
             logits = self.backend(self.encoder.pad([encodings[i] for i in batch_indices]))
             probabilities[batch_indices] = _sigmoid(logits)[:, self._label_order]
             done += len(batch_indices)
+        if self.ngrams is not None:
+            from ml.modeling.ngrams import mix
+
+            probabilities = mix(probabilities, self.ngrams.predict_proba(texts), self._bert_share).astype(np.float32)
         return probabilities
 
     def score(
@@ -357,6 +369,17 @@ def _merge_spans(text: str, pieces: list[tuple[tuple[int, int], float]]) -> list
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+
+
+def _ngram_part(location: Path | str, info: ModelInfo) -> CharNgrams | None:
+    """A stacked model's n-gram part, when labels.json gives n-gram weights."""
+    if not info.ngram_weights:
+        return None
+    from ml.modeling.ngrams import NGRAM_DIR, CharNgrams
+
+    if not isinstance(location, Path) or not (location / NGRAM_DIR).is_dir():
+        raise ModelLoadError(f"{location}: labels.json gives ngram_weights but there is no {NGRAM_DIR}/ folder")
+    return CharNgrams.load(location)
 
 
 def _config_labels(model_dir: Path) -> list[str]:

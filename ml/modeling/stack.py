@@ -1,0 +1,86 @@
+"""`replyqa stack`: a stacked model directory, i.e. a trained model plus a character n-gram part
+(`ml/modeling/ngrams.py`) fitted on the same train split and negatives, mixed per label with the
+BERT shares of the config's `stack` section. Those shares were chosen on writer-grouped
+out-of-fold predictions, never on an evaluation set (`experiments/stacking/`). Cut-offs of the
+mixed labels are tuned on the validation split with the model's own objectives; labels the BERT
+keeps alone keep its cut-offs. The result loads with `Scorer.load` like any model directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ml.config import StackConfig, TrainConfig
+from ml.data.records import label_matrix, load_labelled, load_partially_labelled
+from ml.evaluation.evaluate import evaluate_model
+from ml.evaluation.metrics import tune_thresholds
+from ml.labels import LABELS
+from ml.modeling.model_info import ModelInfo, ModelLoadError
+from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
+from ml.modeling.scorer import Scorer
+
+CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source}` (`{bert_version}`) plus a
+> character n-gram part (`{ngram_dir}/`) mixed per label; the BERT's share per label: {shares}.
+> Cut-offs of the mixed labels were re-tuned on the validation split: {thresholds}.
+> Test split macro-F1 of the mix: {test_macro_f1:.3f}. The numbers below this note are the BERT's
+> alone; the mix's scoreboard is in `experiments/stacking/README.md`.
+
+"""
+
+
+def fit_ngrams(train: TrainConfig) -> CharNgrams:
+    """The n-gram part on the model's own train split plus the negatives (their given labels only)."""
+    labelled = load_labelled([train.train_file])
+    negatives = load_partially_labelled(train.negatives)
+    texts = list(labelled["text"]) + list(negatives["text"])
+    return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]))
+
+
+def stacked_thresholds(scorer: Scorer, ngrams: CharNgrams, shares: dict[str, float], validation_file: str):
+    validation = load_labelled([validation_file])
+    bert = scorer.predict_proba(validation["text"], validation["context"])
+    mixed = mix(bert, ngrams.predict_proba(validation["text"]), np.array([shares[label] for label in LABELS]))
+    tuned = tune_thresholds(label_matrix(validation), mixed, scorer.info.threshold_objective)
+    return {label: scorer.info.thresholds[label] if shares[label] == 1 else round(tuned[label], 4) for label in LABELS}
+
+
+def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfig) -> ModelInfo:
+    """Write the stacked copy of `model_dir` to `out_dir` (replacing an earlier stacked model there)."""
+    scorer = Scorer.load(model_dir)
+    if scorer.info.ngram_weights:
+        raise ModelLoadError(f"{model_dir}: already a stacked model")
+    if out_dir.exists():
+        if not (out_dir / NGRAM_DIR).is_dir():
+            raise FileExistsError(f"{out_dir} exists and is not a stacked model; choose another --out")
+        shutil.rmtree(out_dir)
+    ngrams = fit_ngrams(train)
+    shares = dict(config.bert_share)
+    thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
+
+    shutil.copytree(model_dir, out_dir)
+    ngrams.save(out_dir)
+    digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes())
+    digest.update((out_dir / NGRAM_DIR / "weights.npz").read_bytes())
+    info = replace(
+        scorer.info, thresholds=thresholds, ngram_weights=shares, version=digest.hexdigest()[:12], test_metrics={}
+    )
+    info.write(out_dir)
+    report = evaluate_model(Scorer.load(out_dir), train.test_file)
+    info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
+    info.write(out_dir)
+    card = out_dir / "MODEL_CARD.md"
+    note = CARD_NOTE.format(
+        source=model_dir,
+        bert_version=scorer.info.version,
+        ngram_dir=NGRAM_DIR,
+        shares=", ".join(f"{label} {shares[label]:g}" for label in LABELS),
+        thresholds=", ".join(f"{label} {thresholds[label]:.3f}" for label in LABELS if shares[label] < 1),
+        test_macro_f1=report["macro_f1"],
+    )
+    card.write_text(note + (card.read_text(encoding="utf-8") if card.exists() else ""), encoding="utf-8")
+    return info

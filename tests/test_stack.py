@@ -1,0 +1,102 @@
+"""The stacked model: the character n-gram part saved without pickle, and a stacked directory that
+`Scorer.load` scores as the per-label mix of its two parts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ml.config import StackConfig, TrainConfig
+from ml.data.records import UNKNOWN, label_matrix, load_labelled
+from ml.labels import LABELS
+from ml.modeling.model_info import ModelLoadError
+from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
+
+SHARES = {"polite": 1.0, "clear": 1.0, "empathetic": 0.5, "threatening": 0.2, "privacy_risk": 0.0}
+
+
+@pytest.fixture(scope="module")
+def train_config(small_splits) -> TrainConfig:
+    return TrainConfig(
+        train_file=str(small_splits["train"]),
+        validation_file=str(small_splits["validation"]),
+        test_file=str(small_splits["test"]),
+        negatives=[],
+    )
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory, tiny_trained_model, train_config):
+    from ml.modeling.stack import stack
+
+    out = tmp_path_factory.mktemp("stacked") / "model"
+    info = stack(tiny_trained_model, out, train_config, StackConfig(bert_share=SHARES))
+    return out, info
+
+
+def test_ngram_part_round_trips_without_pickle(tmp_path, small_splits):
+    train = load_labelled([small_splits["train"]])
+    y = label_matrix(train)
+    y[:10, LABELS.index("polite")] = UNKNOWN  # partially labelled rows are left out of that label only
+    ngrams = CharNgrams.fit(list(train["text"]), y)
+    ngrams.save(tmp_path)
+    assert sorted(p.name for p in (tmp_path / NGRAM_DIR).iterdir()) == ["vocabulary.json", "weights.npz"]
+    texts = ["您好，请问有什么可以帮您？", "再不还钱就去你单位找你"]
+    np.testing.assert_allclose(CharNgrams.load(tmp_path).predict_proba(texts), ngrams.predict_proba(texts), atol=1e-6)
+
+
+def test_ngram_part_reads_the_text_as_the_model_does(small_splits):
+    train = load_labelled([small_splits["train"]])
+    ngrams = CharNgrams.fit(list(train["text"]), label_matrix(train))
+    plain = "您好，这边看到您的账单已经逾期三天了"
+    noisy = [" ".join(plain), "您好,這邊看到您的賬單已經逾期三天了"]  # ASR spaces; half-width, Traditional
+    np.testing.assert_allclose(ngrams.predict_proba(noisy), ngrams.predict_proba([plain, plain]), atol=1e-9)
+
+
+def test_stacked_model_scores_the_mix_of_its_parts(stacked, tiny_trained_model, train_config):
+    from ml import Scorer
+
+    out, info = stacked
+    bert, both = Scorer.load(tiny_trained_model), Scorer.load(out)
+    assert both.runtime.endswith("+ngrams") and both.info.version != bert.info.version
+    texts, contexts = ["您好，请问有什么可以帮您？", "不还钱我们就上门"], ["", "我下周还"]
+    ngrams = CharNgrams.load(out)
+    expected = mix(bert.predict_proba(texts, contexts), ngrams.predict_proba(texts), np.array(list(SHARES.values())))
+    np.testing.assert_allclose(both.predict_proba(texts, contexts), expected, atol=1e-5)
+    assert {label: info.thresholds[label] for label in ("polite", "clear")} == {
+        label: bert.info.thresholds[label] for label in ("polite", "clear")
+    }
+    assert set(info.test_metrics) >= {"macro_f1", *LABELS}
+    assert (out / "MODEL_CARD.md").read_text(encoding="utf-8").startswith("> **Stacked model**")
+
+
+def test_stack_refuses_to_overwrite_other_folders_or_stack_twice(stacked, tiny_trained_model, tmp_path, train_config):
+    from ml.modeling.stack import stack
+
+    out, _ = stacked
+    (tmp_path / "keep.txt").write_text("not a model", encoding="utf-8")
+    with pytest.raises(FileExistsError):
+        stack(tiny_trained_model, tmp_path, train_config, StackConfig(bert_share=SHARES))
+    assert (tmp_path / "keep.txt").exists()
+    with pytest.raises(ModelLoadError, match="already a stacked model"):
+        stack(out, tmp_path / "again", train_config, StackConfig(bert_share=SHARES))
+
+
+def test_stacked_directory_without_its_ngram_part_is_refused(stacked, tmp_path):
+    from ml import Scorer
+
+    out, _ = stacked
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    shutil.rmtree(broken / NGRAM_DIR)
+    with pytest.raises(ModelLoadError, match="no ngrams/ folder"):
+        Scorer.load(broken)
+    info = json.loads((out / "labels.json").read_text(encoding="utf-8"))
+    info["ngram_weights"]["threatening"] = 1.5
+    shutil.copytree(out, tmp_path / "bad_share")
+    (tmp_path / "bad_share" / "labels.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="ngram_weights"):
+        Scorer.load(tmp_path / "bad_share")
