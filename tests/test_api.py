@@ -68,7 +68,7 @@ def test_malformed_json_and_oversized_bodies(client):
 def test_model_health_and_readiness(client, tiny_scorer):
     info = client.get("/v1/model").json()
     assert info["labels"] == list(LABELS) and info["thresholds"] == tiny_scorer.info.thresholds
-    assert "macro_f1" in info["test_metrics"]
+    assert "macro_f1" in info["test_metrics"] and info["runtime"] == tiny_scorer.runtime
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
     assert client.get("/openapi.json").status_code == 200

@@ -62,6 +62,7 @@ def test_stacked_model_scores_the_mix_of_its_parts(stacked, tiny_trained_model, 
     out, info = stacked
     bert, both = Scorer.load(tiny_trained_model), Scorer.load(out)
     assert both.runtime.endswith("+ngrams") and both.info.version != bert.info.version
+    assert both.info.name == f"{bert.info.name}-stacked"
     texts, contexts = ["您好，请问有什么可以帮您？", "不还钱我们就上门"], ["", "我下周还"]
     ngrams = CharNgrams.load(out)
     expected = mix(bert.predict_proba(texts, contexts), ngrams.predict_proba(texts), np.array(list(SHARES.values())))

@@ -67,7 +67,12 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
     digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes())
     digest.update((out_dir / NGRAM_DIR / "weights.npz").read_bytes())
     info = replace(
-        scorer.info, thresholds=thresholds, ngram_weights=shares, version=digest.hexdigest()[:12], test_metrics={}
+        scorer.info,
+        name=f"{scorer.info.name}-stacked",
+        thresholds=thresholds,
+        ngram_weights=shares,
+        version=digest.hexdigest()[:12],
+        test_metrics={},
     )
     info.write(out_dir)
     report = evaluate_model(Scorer.load(out_dir), train.test_file)

@@ -269,6 +269,7 @@ def create_app(
         return ModelOut(
             name=info.name,
             version=info.version,
+            runtime=model.runtime,
             labels=list(LABELS),
             thresholds=info.thresholds,
             max_chars=model.max_chars,

@@ -102,6 +102,7 @@ class ScoreResponse(BaseModel):
 class ModelOut(BaseModel):
     name: str
     version: str
+    runtime: str = Field(description='What runs it, e.g. "onnx-int8"; "+ngrams" marks a stacked model.')
     labels: list[str]
     thresholds: dict[str, float]
     max_chars: int
