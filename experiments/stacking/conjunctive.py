@@ -7,18 +7,17 @@ geometrically (judged) or arithmetically (information). Same protocol as `risk_o
 
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
-from risk_only import BERT_ONLY, FRESH
-from run import FOLDS, HERE, Mix, Ngrams, arithmetic, choose_weights, fitted_ngrams, geometric, out_of_fold_ngrams
+from risk_only import BERT_ONLY, write_results
+from run import FOLDS, Mix, Ngrams, arithmetic, choose_weights, fitted_ngrams, geometric, out_of_fold_ngrams
 
 from ml.config import load_config
 from ml.data.records import label_matrix, load_labelled, load_partially_labelled
 from ml.data.text import normalise_for_model
 from ml.evaluation.metrics import tune_thresholds
-from ml.evaluation.scoreboard import _files, generalisation, invariance, model_system, out_of_domain, probes
+from ml.evaluation.scoreboard import model_system
 from ml.labels import LABELS
 from ml.modeling.scorer import Scorer
 
@@ -57,20 +56,8 @@ def main(confirm: bool) -> None:
         cutoffs[name] = tuned
         systems.append(mix.system(name, tuned))
 
-    if confirm:
-        result = {"ood_fresh": out_of_domain(systems, [FRESH])}
-        out = HERE / f"results_conjunctive_{scorer.info.version}_ood_fresh.json"
-    else:
-        board = generalisation(systems, config.train.train_file, config.scoreboard)
-        invariance_set = load_labelled([config.scoreboard.invariance_file])
-        board["invariance"] = {s.name: invariance(s, invariance_set, config.scoreboard.context_swaps) for s in systems}
-        board["probes"] = probes(systems, _files(config.scoreboard.probes))
-        result = {"model": scorer.info.version, "weights": weights, "weight_search_out_of_fold": tables,
-                  "cutoffs": cutoffs, "board": board}
-        out = HERE / f"results_conjunctive_{scorer.info.version}.json"
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
-    print("wrote", out)
-
+    found = {"model": scorer.info.version, "weights": weights, "weight_search_out_of_fold": tables, "cutoffs": cutoffs}
+    write_results(f"conjunctive_{scorer.info.version}", systems, config, confirm, found)
 
 if __name__ == "__main__":
     main("--confirm" in sys.argv[1:])

@@ -49,20 +49,26 @@ def main(confirm: bool) -> None:
         cutoffs[name] = tuned
         systems.append(mix.system(name, tuned))
 
+    weights = {"risk_only": risk_weights, "all_labels": weights}
+    found = {"model": scorer.info.version, "weights": weights, "weight_search_out_of_fold": table, "cutoffs": cutoffs}
+    write_results(f"risk_only_{scorer.info.version}", systems, config, confirm, found)
+
+
+def write_results(stem: str, systems, config, confirm: bool, found: dict) -> None:
+    """The scoreboard of `systems` (or, with `confirm`, only the fresh off-domain sample) beside what
+    the run chose, as results_<stem>[_ood_fresh].json."""
     if confirm:
         result = {"ood_fresh": out_of_domain(systems, [FRESH])}
-        out = HERE / f"results_risk_only_{scorer.info.version}_ood_fresh.json"
+        out = HERE / f"results_{stem}_ood_fresh.json"
     else:
         board = generalisation(systems, config.train.train_file, config.scoreboard)
         invariance_set = load_labelled([config.scoreboard.invariance_file])
         board["invariance"] = {s.name: invariance(s, invariance_set, config.scoreboard.context_swaps) for s in systems}
         board["probes"] = probes(systems, _files(config.scoreboard.probes))
-        result = {"model": scorer.info.version, "weights": {"risk_only": risk_weights, "all_labels": weights},
-                  "weight_search_out_of_fold": table, "cutoffs": cutoffs, "board": board}
-        out = HERE / f"results_risk_only_{scorer.info.version}.json"
+        result = {**found, "board": board}
+        out = HERE / f"results_{stem}.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     print("wrote", out)
-
 
 if __name__ == "__main__":
     main("--confirm" in sys.argv[1:])
