@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ml.labels import LABELS, Label
+from ml.labels import LABELS, Label, is_share_per_label
 
 MAX_COPY_SHARE = 0.15  # training-time copies (noise, context swap), as a share of the training set
 
@@ -287,7 +287,7 @@ class StackConfig(StrictModel):
     @field_validator("bert_share")
     @classmethod
     def every_label_a_share(cls, shares: dict[str, float]) -> dict[str, float]:
-        if set(shares) != set(LABELS) or not all(0 <= v <= 1 for v in shares.values()):
+        if not is_share_per_label(shares):
             raise ValueError(f"bert_share must give each of {list(LABELS)} a share in [0, 1]")
         return shares
 

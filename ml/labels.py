@@ -13,3 +13,12 @@ NoiseTag = Literal["typo", "homophone", "emoji", "halfwidth", "short", "long", "
 SCENARIOS: tuple[str, ...] = get_args(Scenario)
 CHANNELS: tuple[str, ...] = get_args(Channel)
 NOISE_TAGS: tuple[str, ...] = get_args(NoiseTag)
+
+
+def is_share_per_label(shares: object) -> bool:
+    """A {label: number in [0, 1]} for each of the five labels (a stacked model's BERT shares)."""
+    return (
+        isinstance(shares, dict)
+        and set(shares) == set(LABELS)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in shares.values())
+    )

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml.labels import LABELS
+from ml.labels import LABELS, is_share_per_label
 
 MODEL_INFO_FILE = "labels.json"
 
@@ -67,10 +67,7 @@ class ModelInfo:
             bad = {k: v for k, v in self.thresholds.items() if not _is_probability(v)}
             if bad:
                 problems.append(f"thresholds outside (0, 1): {bad}")
-        if self.ngram_weights and (
-            set(self.ngram_weights) != set(LABELS)
-            or not all(isinstance(v, int | float) and 0 <= v <= 1 for v in self.ngram_weights.values())
-        ):
+        if self.ngram_weights and not is_share_per_label(self.ngram_weights):
             problems.append(f"ngram_weights must give each of {list(LABELS)} a share in [0, 1]")
         if problems:
             raise ModelLoadError(f"{where}: " + "; ".join(problems))
