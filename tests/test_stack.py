@@ -101,3 +101,23 @@ def test_stacked_directory_without_its_ngram_part_is_refused(stacked, tmp_path):
     (tmp_path / "bad_share" / "labels.json").write_text(json.dumps(info), encoding="utf-8")
     with pytest.raises(ModelLoadError, match="ngram_weights"):
         Scorer.load(tmp_path / "bad_share")
+
+
+def test_api_serves_a_stacked_model_as_the_scorer_scores_it(stacked):
+    from fastapi.testclient import TestClient
+
+    from ml import Scorer
+    from ml.serving import create_app
+
+    out, _ = stacked
+    scorer = Scorer.load(out)
+    texts = ["您好，请问有什么可以帮您？", "不还钱我们就上门"]
+    with TestClient(create_app(scorer)) as client:
+        assert client.get("/v1/model").json()["runtime"].endswith("+ngrams")
+        single = client.post("/v1/score", json={"text": texts[1]}).json()
+        batch = client.post("/v1/score", json={"items": [{"text": t} for t in texts]}).json()
+    expected = scorer.predict_proba(texts, ["", ""])
+    assert single["results"][0]["probabilities"]["threatening"] == pytest.approx(float(expected[1, 3]), abs=1e-4)
+    assert [r["probabilities"]["privacy_risk"] for r in batch["results"]] == pytest.approx(
+        [float(p) for p in expected[:, 4]], abs=1e-4
+    )
