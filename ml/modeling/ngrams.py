@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.data.records import UNKNOWN
 from ml.data.text import normalise_for_model
 from ml.labels import LABELS
 
@@ -45,6 +44,8 @@ class CharNgrams:
         """`y` (n, 5) in LABELS order; UNKNOWN cells (partially labelled records) are left out of
         that label's regression only."""
         from sklearn.linear_model import LogisticRegression
+
+        from ml.data.records import UNKNOWN  # training only: records imports datasets and pandas
 
         vectorizer = _vectorizer(min_df=MIN_DF)
         x = vectorizer.fit_transform(list(texts))

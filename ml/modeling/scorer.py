@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jieba
 import numpy as np
@@ -26,9 +26,7 @@ from ml.labels import LABELS
 from ml.modeling.backends import OnnxBackend, TorchBackend, cpu_threads, gpu_present, onnx_path
 from ml.modeling.encoding import ReplyEncoder
 from ml.modeling.model_info import MODEL_INFO_FILE, ModelInfo, ModelLoadError, resolve_model_source
-
-if TYPE_CHECKING:
-    from ml.modeling.ngrams import CharNgrams
+from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
 
 jieba.setLogLevel(logging.WARNING)
 DEFAULT_MAX_CHARS = 2000
@@ -242,8 +240,6 @@ class Scorer:
             probabilities[batch_indices] = _sigmoid(logits)[:, self._label_order]
             done += len(batch_indices)
         if self.ngrams is not None:
-            from ml.modeling.ngrams import mix
-
             probabilities = mix(probabilities, self.ngrams.predict_proba(texts), self._bert_share).astype(np.float32)
         return probabilities
 
@@ -375,8 +371,6 @@ def _ngram_part(location: Path | str, info: ModelInfo) -> CharNgrams | None:
     """A stacked model's n-gram part, when labels.json gives n-gram weights."""
     if not info.ngram_weights:
         return None
-    from ml.modeling.ngrams import NGRAM_DIR, CharNgrams
-
     if not isinstance(location, Path) or not (location / NGRAM_DIR).is_dir():
         raise ModelLoadError(f"{location}: labels.json gives ngram_weights but there is no {NGRAM_DIR}/ folder")
     return CharNgrams.load(location)

@@ -72,10 +72,9 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
         thresholds=thresholds,
         ngram_weights=shares,
         version=digest.hexdigest()[:12],
-        test_metrics={},
     )
-    info.write(out_dir)
-    report = evaluate_model(Scorer.load(out_dir), train.test_file)
+    stacked = Scorer(scorer.backend, scorer.encoder, info, source=str(out_dir), ngrams=ngrams)  # no second load
+    report = evaluate_model(stacked, train.test_file)
     info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
     info.write(out_dir)
     card = out_dir / "MODEL_CARD.md"
