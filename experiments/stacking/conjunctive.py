@@ -15,23 +15,19 @@ from run import FOLDS, Mix, Ngrams, arithmetic, choose_weights, fitted_ngrams, g
 
 from ml.config import load_config
 from ml.data.records import label_matrix, load_labelled, load_partially_labelled
-from ml.data.text import normalise_for_model
 from ml.evaluation.metrics import tune_thresholds
 from ml.evaluation.scoreboard import model_system
 from ml.labels import LABELS
+from ml.modeling.ngrams import as_model_reads
 from ml.modeling.scorer import Scorer
-
-
-def as_model_reads(texts) -> list[str]:
-    return [normalise_for_model(t).replace(" ", "") for t in texts]
 
 
 class NormalisedNgrams(Ngrams):
     def fit(self, texts, y) -> NormalisedNgrams:
-        return super().fit(as_model_reads(texts), y)
+        return super().fit([as_model_reads(t) for t in texts], y)
 
     def predict_proba(self, texts) -> np.ndarray:
-        return super().predict_proba(as_model_reads(texts))
+        return super().predict_proba([as_model_reads(t) for t in texts])
 
 
 def main(confirm: bool) -> None:
@@ -58,6 +54,7 @@ def main(confirm: bool) -> None:
 
     found = {"model": scorer.info.version, "weights": weights, "weight_search_out_of_fold": tables, "cutoffs": cutoffs}
     write_results(f"conjunctive_{scorer.info.version}", systems, config, confirm, found)
+
 
 if __name__ == "__main__":
     main("--confirm" in sys.argv[1:])

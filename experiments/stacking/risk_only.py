@@ -70,5 +70,6 @@ def write_results(stem: str, systems, config, confirm: bool, found: dict) -> Non
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     print("wrote", out)
 
+
 if __name__ == "__main__":
     main("--confirm" in sys.argv[1:])

@@ -19,6 +19,7 @@ from ml.evaluation.baselines import TfidfLogReg
 from ml.evaluation.metrics import recall_at_precision, tune_threshold, tune_thresholds
 from ml.evaluation.scoreboard import System, _files, generalisation, invariance, model_system, probes
 from ml.labels import LABELS
+from ml.modeling.ngrams import mix
 from ml.modeling.scorer import Scorer
 
 HERE = Path(__file__).parent
@@ -67,7 +68,7 @@ def best_f1(truth: np.ndarray, scores: np.ndarray) -> float:
 
 
 def arithmetic(w, bert: np.ndarray, ngrams: np.ndarray) -> np.ndarray:
-    return w * bert + (1 - w) * ngrams
+    return mix(bert, ngrams, w)
 
 
 def geometric(w, bert: np.ndarray, ngrams: np.ndarray) -> np.ndarray:
