@@ -1,10 +1,12 @@
-"""Model-only replies/s of int8 variants of one model's ONNX graph on the same length batches,
-in turns: the shipped dynamic int8 (per channel), int8 attention products too
-(MatMulConstBOnly False), uint8 weights, per-tensor weights; prints the largest logit difference
-from the shipped file. The fp32 export and the variants go to /tmp/qvar/<model name>/.
+"""Model-only replies/s of int8 variants of one model's ONNX graph on the same length batches, in
+turns: the shipped dynamic int8 (per channel), int8 attention products too (MatMulConstBOnly off),
+uint8 weights, per-tensor weights; prints the largest logit difference from the shipped file. The
+fp32 export and the variants go to /tmp/qvar/<model name>/.
 
     python experiments/benchmarks/quant_variants.py models/default 5
 """
+
+from __future__ import annotations
 
 import statistics
 import sys
@@ -14,47 +16,45 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from ml.data.records import load_labelled
 from ml.modeling.backends import OnnxBackend
 from ml.modeling.export import export_fp32
+from ml.modeling.scorer import Scorer, length_batches
 
 model = Path(sys.argv[1])
+rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 out = Path("/tmp/qvar") / model.name
 out.mkdir(parents=True, exist_ok=True)
 fp32 = out / "model.onnx"
 if not fp32.exists():
     export_fp32(model, fp32)
+per_channel = {"weight_type": QuantType.QInt8, "per_channel": True}
 variants = {
-    "shipped": (model / "onnx/model.int8.onnx", None),
-    "attn_int8": (
-        out / "attn.onnx",
-        dict(weight_type=QuantType.QInt8, per_channel=True, extra_options={"MatMulConstBOnly": False}),
-    ),
-    "u8w": (out / "u8w.onnx", dict(weight_type=QuantType.QUInt8, per_channel=True)),
-    "pertensor": (out / "pt.onnx", dict(weight_type=QuantType.QInt8, per_channel=False)),
+    "shipped": (model / "onnx" / "model.int8.onnx", None),
+    "attn_int8": (out / "attn.onnx", {**per_channel, "extra_options": {"MatMulConstBOnly": False}}),
+    "u8w": (out / "u8w.onnx", {"weight_type": QuantType.QUInt8, "per_channel": True}),
+    "pertensor": (out / "pt.onnx", {"weight_type": QuantType.QInt8, "per_channel": False}),
 }
-for name, (path, kw) in variants.items():
-    if kw is not None and not path.exists():
-        quantize_dynamic(str(fp32), str(path), **kw)
-from ml.data.records import load_labelled
-from ml.modeling.scorer import Scorer, length_batches
+for path, options in variants.values():
+    if options is not None and not path.exists():
+        quantize_dynamic(str(fp32), str(path), **options)
 
 data = load_labelled(["data/split/test.jsonl", "data/split/validation.jsonl"])
 texts, contexts = list(data["text"]), list(data["context"])
-s = Scorer.load(model)
-enc = s.encoder.encode(texts, [(c or "")[: s.context_chars] for c in contexts])
-pads = [s.encoder.pad([enc[i] for i in b]) for b in length_batches([len(e.ids) for e in enc], 32)]
-backs = {n: OnnxBackend(p, "int8", 2) for n, (p, _) in variants.items()}
-ref = np.concatenate([backs["shipped"](p) for p in pads])
-th = s.thresholds
-for n, b in backs.items():
-    o = np.concatenate([b(p) for p in pads])
-    print(n, "max|dlogit|", float(np.abs(o - ref).max()))
-rates = {n: [] for n in backs}
-for r in range(int(sys.argv[2]) if len(sys.argv) > 2 else 5):
-    for n, b in backs.items():
-        t = time.perf_counter()
-        for p in pads:
-            b(p)
-        rates[n].append(len(texts) / (time.perf_counter() - t))
-for n, v in rates.items():
-    print(n, [round(x) for x in v], "median", round(statistics.median(v)))
+scorer = Scorer.load(model)
+encodings = scorer.encoder.encode(texts, [(c or "")[: scorer.context_chars] for c in contexts])
+batches = [scorer.encoder.pad([encodings[i] for i in b]) for b in length_batches([len(e.ids) for e in encodings], 32)]
+backends = {name: OnnxBackend(path, "int8", 2) for name, (path, _) in variants.items()}
+reference = np.concatenate([backends["shipped"](b) for b in batches])
+for name, backend in backends.items():
+    logits = np.concatenate([backend(b) for b in batches])
+    print(name, "max |logit difference|", float(np.abs(logits - reference).max()))
+rates = {name: [] for name in backends}
+for _ in range(rounds):
+    for name, backend in backends.items():
+        started = time.perf_counter()
+        for batch in batches:
+            backend(batch)
+        rates[name].append(len(texts) / (time.perf_counter() - started))
+for name, values in rates.items():
+    print(name, [round(v) for v in values], "median", round(statistics.median(values)))
