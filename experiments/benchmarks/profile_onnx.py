@@ -13,13 +13,12 @@ import sys
 import onnxruntime as ort
 
 from ml.data.records import load_labelled
-from ml.modeling.scorer import Scorer, length_batches
+from ml.modeling.scorer import Scorer
 
 graph, model = sys.argv[1], sys.argv[2]
 scorer = Scorer.load(model)
 data = load_labelled(["data/split/test.jsonl", "data/split/validation.jsonl"])
-encodings = scorer.encoder.encode(list(data["text"]), list(data["context"]))
-batches = [scorer.encoder.pad([encodings[i] for i in b]) for b in length_batches([len(e.ids) for e in encodings], 32)]
+batches = [batch for _, batch in scorer.model_batches(list(data["text"]), list(data["context"]))]
 options = ort.SessionOptions()
 options.intra_op_num_threads = 2
 options.enable_profiling = True
@@ -35,7 +34,7 @@ for event in events:
     if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
         by_op[event["args"]["op_name"]] += event["dur"]
 total = sum(by_op.values())
-replies = 2 * len(encodings)
+replies = 2 * len(data)
 print(f"kernel time {total / 1000:.0f} ms for {replies} replies: {total / 1000 / replies:.3f} ms a reply")
 for op, microseconds in by_op.most_common(12):
     print(f"{op:30s} {100 * microseconds / total:5.1f}%")

@@ -19,7 +19,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from ml.data.records import load_labelled
 from ml.modeling.backends import OnnxBackend
 from ml.modeling.export import export_fp32
-from ml.modeling.scorer import Scorer, length_batches
+from ml.modeling.scorer import Scorer
 
 model = Path(sys.argv[1])
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -42,8 +42,7 @@ for path, options in variants.values():
 data = load_labelled(["data/split/test.jsonl", "data/split/validation.jsonl"])
 texts, contexts = list(data["text"]), list(data["context"])
 scorer = Scorer.load(model)
-encodings = scorer.encoder.encode(texts, [(c or "")[: scorer.context_chars] for c in contexts])
-batches = [scorer.encoder.pad([encodings[i] for i in b]) for b in length_batches([len(e.ids) for e in encodings], 32)]
+batches = [batch for _, batch in scorer.model_batches(texts, contexts)]
 backends = {name: OnnxBackend(path, "int8", 2) for name, (path, _) in variants.items()}
 reference = np.concatenate([backends["shipped"](b) for b in batches])
 for name, backend in backends.items():

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,19 +229,26 @@ class Scorer:
         `deadline` (a time.monotonic() value) stops the work between batches with DeadlineExceeded."""
         if not texts:
             return np.zeros((0, len(LABELS)))
-        contexts = [(c or "")[: self.context_chars] for c in contexts] if contexts is not None else None
-        encodings = self.encoder.encode(list(texts), contexts)
         probabilities = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         done = 0
-        for batch_indices in length_batches([len(e.ids) for e in encodings], self.batch_size):
+        for batch_indices, batch in self.model_batches(texts, contexts):
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(f"stopped after {done} of {len(texts)} inputs: the deadline passed")
-            logits = self.backend(self.encoder.pad([encodings[i] for i in batch_indices]))
-            probabilities[batch_indices] = _sigmoid(logits)[:, self._label_order]
+            probabilities[batch_indices] = _sigmoid(self.backend(batch))[:, self._label_order]
             done += len(batch_indices)
         if self.ngrams is not None:
             probabilities = mix(probabilities, self.ngrams.predict_proba(texts), self._bert_share).astype(np.float32)
         return probabilities
+
+    def model_batches(
+        self, texts: Sequence[str], contexts: Sequence[str | None] | None = None
+    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """What the model is run on: (row indices, padded input batch) per length batch, contexts cut
+        to what the model can read first. Each batch is padded only when it is reached."""
+        contexts = [(c or "")[: self.context_chars] for c in contexts] if contexts is not None else None
+        encodings = self.encoder.encode(list(texts), contexts)
+        for batch_indices in length_batches([len(e.ids) for e in encodings], self.batch_size):
+            yield batch_indices, self.encoder.pad([encodings[i] for i in batch_indices])
 
     def score(
         self,
