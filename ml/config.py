@@ -283,6 +283,11 @@ class StackConfig(StrictModel):
         default_factory=lambda: dict.fromkeys(LABELS, 1.0),
         description="Per label, the BERT's share of the mixed probability (1: the BERT alone).",
     )
+    extra_data: list[str] = Field(
+        default_factory=list,
+        description="Labelled files or folders the n-gram part learns from besides the train split and the "
+        "negatives (never an evaluation set).",
+    )
 
     @field_validator("bert_share")
     @classmethod
@@ -296,6 +301,7 @@ class ProjectConfig(StrictModel):
     """configs/default.yaml: everything one run of the pipeline needs."""
 
     data: DataConfig = DataConfig()
+    teacher: TrainConfig | None = None  # the model the default learns from (`replyqa train --teacher`)
     train: TrainConfig = TrainConfig()
     score: ScoreConfig = ScoreConfig()
     serve: ServeConfig = ServeConfig()

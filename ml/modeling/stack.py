@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ml.config import StackConfig, TrainConfig
-from ml.data.records import label_matrix, load_labelled, load_partially_labelled
+from ml.data.records import expand_paths, label_matrix, load_labelled, load_partially_labelled
 from ml.evaluation.evaluate import evaluate_model
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
@@ -33,9 +34,10 @@ CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source
 """
 
 
-def fit_ngrams(train: TrainConfig) -> CharNgrams:
-    """The n-gram part on the model's own train split plus the negatives (their given labels only)."""
-    labelled = load_labelled([train.train_file])
+def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = ()) -> CharNgrams:
+    """The n-gram part on the model's own train split, any extra labelled data, and the negatives
+    (their given labels only)."""
+    labelled = load_labelled([train.train_file, *expand_paths(extra_data)])
     negatives = load_partially_labelled(train.negatives)
     texts = list(labelled["text"]) + list(negatives["text"])
     return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]))
@@ -58,7 +60,7 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
         if not (out_dir / NGRAM_DIR).is_dir():
             raise FileExistsError(f"{out_dir} exists and is not a stacked model; choose another --out")
         shutil.rmtree(out_dir)
-    ngrams = fit_ngrams(train)
+    ngrams = fit_ngrams(train, config.extra_data)
     shares = dict(config.bert_share)
     thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
 
