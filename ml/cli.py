@@ -149,12 +149,23 @@ def pretrain(config: Path = typer.Option(Path("configs/pretrain.yaml"), help="Pr
 
 
 @app.command()
-def train(config: Path = typer.Option(DEFAULT_CONFIG, help="Project config; its `train` section is used.")) -> None:
+def train(
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config; its `train` section is used."),
+    teacher: bool = typer.Option(False, "--teacher", help="Train the config's `teacher` section instead."),
+) -> None:
     """Fine-tune for the five labels, tune thresholds, evaluate on test, write the card, register in MLflow."""
     from ml.modeling.train import train as run_train
 
     settings = project_config(config)
-    summary = run_train(settings.train, config_path=config, board=settings.scoreboard)
+    if teacher and settings.teacher is None:
+        raise typer.BadParameter(f"{config} has no `teacher` section", param_hint="--teacher")
+    chosen = settings.teacher if teacher else settings.train
+    if settings.teacher and chosen.teacher == settings.teacher.output_dir and not Path(chosen.teacher).exists():
+        raise typer.BadParameter(
+            f"the teacher {chosen.teacher} is not trained yet: run `replyqa train --teacher` first (or `dvc repro`)",
+            param_hint="--config",
+        )
+    summary = run_train(chosen, config_path=config, board=settings.scoreboard)
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
 
 

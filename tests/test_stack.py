@@ -121,3 +121,17 @@ def test_api_serves_a_stacked_model_as_the_scorer_scores_it(stacked):
     assert [r["probabilities"]["privacy_risk"] for r in batch["results"]] == pytest.approx(
         [float(p) for p in expected[:, 4]], abs=1e-4
     )
+
+
+def test_extra_data_joins_the_ngram_parts_training(train_config, tmp_path):
+    from ml.modeling.stack import fit_ngrams
+
+    extra = tmp_path / "extra.jsonl"
+    record = json.loads(open(train_config.train_file, encoding="utf-8").readline())
+    lines = [
+        {**record, "id": f"extra-{i}", "text": text}
+        for i, text in enumerate(["麒麟瓷砖旗舰店售后专线", "麒麟瓷砖的师傅明天到"])
+    ]
+    extra.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    plain, extended = fit_ngrams(train_config), fit_ngrams(train_config, [str(tmp_path)])
+    assert "麒麟" in extended.vectorizer.vocabulary_ and "麒麟" not in plain.vectorizer.vocabulary_

@@ -1,11 +1,12 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ml.config import TrainConfig
+from ml.config import TrainConfig, load_config
 from ml.data.records import UNKNOWN, load_labelled, load_partially_labelled
 from ml.labels import LABELS
 from ml.modeling.train import MultiLabelTrainer, load_base_model, to_features
@@ -188,3 +189,32 @@ def test_a_threshold_objective_is_checked_when_the_config_is_read(objective):
     with pytest.raises(ValueError, match="threshold_objective"):
         TrainConfig(threshold_objective=objective)
     assert TrainConfig(threshold_objective={"threatening": "precision:0.85", "clear": "f1"})
+
+
+def test_the_default_is_a_student_of_the_configs_teacher():
+    settings = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
+    assert settings.teacher is not None and settings.teacher.teacher is None
+    assert settings.train.teacher == settings.teacher.output_dir != settings.train.output_dir
+    assert settings.train.encoder_layers == 3 and settings.teacher.encoder_layers is None
+    shared = set(TrainConfig.model_fields) - {
+        "output_dir",
+        "encoder_layers",
+        "teacher",
+        "distill_unlabelled",
+        "register_name",
+    }
+    assert {k: getattr(settings.train, k) for k in shared} == {k: getattr(settings.teacher, k) for k in shared}
+
+
+def test_train_says_what_to_do_when_the_teacher_is_missing(tmp_path):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text("train:\n  output_dir: out\n")
+    result = CliRunner().invoke(app, ["train", "--teacher", "--config", str(config)])
+    assert result.exit_code != 0 and "has no `teacher` section" in result.output
+    config.write_text(f"teacher:\n  output_dir: {tmp_path / 't'}\ntrain:\n  teacher: {tmp_path / 't'}\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code != 0 and "replyqa train --teacher" in result.output
