@@ -150,7 +150,7 @@ def pretrain(config: Path = typer.Option(Path("configs/pretrain.yaml"), help="Pr
 
 @app.command()
 def train(
-    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config; its `train` section is used."),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="Project config; its `train` section (`teacher` with --teacher)."),
     teacher: bool = typer.Option(False, "--teacher", help="Train the config's `teacher` section instead."),
 ) -> None:
     """Fine-tune for the five labels, tune thresholds, evaluate on test, write the card, register in MLflow."""

@@ -200,6 +200,7 @@ def test_the_default_is_a_student_of_the_configs_teacher():
         "output_dir",
         "encoder_layers",
         "teacher",
+        "distill_weight",
         "distill_unlabelled",
         "register_name",
     }
