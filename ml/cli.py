@@ -309,7 +309,7 @@ def score(
     workers: int | None = typer.Option(
         None, min=1, help="Processes, each with its own model (default: score.workers)."
     ),
-    runtime: str | None = typer.Option(None, help="onnx, torch or auto (default: score.runtime)."),
+    runtime: str | None = typer.Option(None, help="auto, portable, onnx, openvino or torch (default: score.runtime)."),
     engine: str = typer.Option(
         "local", help="local, or ray: many files on a Ray cluster (pip install -e '.[distributed]')."
     ),

@@ -175,8 +175,12 @@ class ScoreConfig(StrictModel):
     explain_units: int = Field(64, gt=0, description="Most occlusion runs per reply when evidence is asked for.")
     batch_size: int = Field(32, gt=0)
     chunk_rows: int = Field(2000, gt=0)
-    runtime: Literal["auto", "onnx", "torch"] = Field("auto", description="auto: ONNX on CPU when exported.")
-    precision: Literal["fp32", "int8"] | None = Field(None, description="ONNX precision; default: the gated one.")
+    runtime: Literal["auto", "portable", "onnx", "openvino", "torch"] = Field(
+        "auto", description="auto: ONNX on CPU when exported, OpenVINO bf16 where the CPU has bf16 and the gate passed."
+    )
+    precision: Literal["fp32", "int8", "bf16"] | None = Field(
+        None, description="fp32/int8 (ONNX) or bf16/fp32 (OpenVINO); default: the gated one."
+    )
     threads: int | None = Field(None, gt=0, description="CPU threads per process (default: REPLYQA_THREADS or all).")
     workers: int = Field(1, gt=0, description="Processes of `replyqa score`, each with its own model.")
 

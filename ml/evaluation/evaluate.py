@@ -14,6 +14,7 @@ from ml.data.records import label_matrix, load_labelled
 from ml.evaluation.baselines import fit_baselines
 from ml.evaluation.metrics import calibration, label_metrics, pr_curve_points
 from ml.labels import LABELS
+from ml.modeling.backends import cpu_has_bf16
 from ml.modeling.model_info import ModelInfo
 from ml.modeling.scorer import Scorer
 from ml.tracking import start_run
@@ -90,7 +91,7 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """The evaluation report: the model's metrics at its saved thresholds (top level, a stable
     interface), the baselines, calibration; with `out_dir`, also the plots and error files."""
-    scorer = model if isinstance(model, Scorer) else Scorer.load(model)
+    scorer = model if isinstance(model, Scorer) else Scorer.load(model, runtime="portable")
     test = load_labelled([data_file])
     y = label_matrix(test).astype(int)
     probabilities = scorer.predict_proba(test["text"], test["context"])
@@ -196,27 +197,36 @@ def generalisation_lines(board: dict[str, Any]) -> list[str]:
 
 
 def runtime_lines(info: ModelInfo, scorer: Scorer) -> list[str]:
-    """Card section: what runs the model on a CPU, and the int8 gate's measurements."""
+    """Card section: what runs the model on a CPU, and each faster runtime's gate measurements."""
     runtime = info.cpu_runtime
     if not runtime:
         return []
+    bf16 = runtime.get("bf16_gate", {})
     lines = [
         "## CPU runtime",
         "",
         f"`Scorer.load` runs this model with **{runtime['runtime']} {runtime['precision']}** on a CPU "
-        f'(these card numbers: {scorer.runtime}); PyTorch on a GPU or with `runtime="torch"`.',
-        f"int8 quality gate ({runtime['int8_gate']['rule']}): "
-        f"**{'passed' if runtime['int8_gate']['passed'] else 'failed'}**.",
+        f'(these card numbers: {scorer.runtime}); PyTorch on a GPU or with `runtime="torch"`.'
+        + (" Where the CPU computes in bfloat16: **OpenVINO bf16**." if bf16.get("passed") else ""),
         "",
-        "| set | records | identical decisions | largest probability gap | macro-F1 fp32 | macro-F1 int8 |",
-        "|---|---|---|---|---|---|",
     ]
-    for name, r in runtime["int8_gate"]["sets"].items():
-        lines.append(
-            f"| {name} | {r['records']} | {r['decisions_identical']:.2%} | {r['max_probability_difference']} | "
-            f"{r['macro_f1_fp32']} | {r['macro_f1_int8']} |"
-        )
-    return [*lines, ""]
+    for precision, gate in (("int8", runtime.get("int8_gate")), ("bf16", bf16)):
+        if not gate:
+            continue
+        verdict = "passed" if gate["passed"] else "failed"
+        if gate.get("not_measured"):
+            verdict = f"not measured: {gate['not_measured']}"
+        lines += [f"{precision} quality gate against fp32 ({gate['rule']}): **{verdict}**.", ""]
+        if gate["sets"]:
+            header = "| set | records | identical decisions | largest probability gap | macro-F1 fp32 |"
+            lines += [f"{header} macro-F1 {precision} |", "|---|---|---|---|---|---|"]
+            lines += [
+                f"| {name} | {r['records']} | {r['decisions_identical']:.2%} | {r['max_probability_difference']} | "
+                f"{r['macro_f1_fp32']} | {r[f'macro_f1_{precision}']} |"
+                for name, r in gate["sets"].items()
+            ]
+            lines.append("")
+    return lines
 
 
 def write_model_card(
@@ -332,32 +342,33 @@ MIN_DECISION_AGREEMENT = 0.99
 MAX_MACRO_F1_LOSS = 0.005
 
 
-def int8_gate(model_dir: Path, evaluation_files: dict[str, Path]) -> dict[str, Any]:
-    """The int8 quality gate: int8 becomes the CPU default only if, against the fp32 model on the same
-    texts, it keeps >= 99% of decisions identical and loses <= 0.5 macro-F1 points on every
-    evaluation set given. Returns per set: identical decisions, largest probability gap, both macro-F1."""
+def runtime_gate(model_dir: Path, evaluation_files: dict[str, Path], runtime: str, precision: str) -> dict[str, Any]:
+    """The quality gate of a faster CPU runtime (ONNX int8, OpenVINO bf16): it may run the model only
+    if, against the ONNX fp32 model on the same texts, it keeps >= 99% of decisions identical and loses
+    <= 0.5 macro-F1 points on every evaluation set given. Returns per set: identical decisions,
+    largest probability gap, both macro-F1. bf16 is not measured (and does not pass) on a CPU without it."""
+    rule = f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
+    if precision == "bf16" and not cpu_has_bf16():
+        return {"sets": {}, "passed": False, "rule": rule, "not_measured": "this CPU (or this install) has no bf16"}
     fp32 = Scorer.load(model_dir, runtime="onnx", precision="fp32")
-    int8 = Scorer.load(model_dir, runtime="onnx", precision="int8")
+    candidate = Scorer.load(model_dir, runtime=runtime, precision=precision)
     report: dict[str, Any] = {"sets": {}}
     for name, path in evaluation_files.items():
         data = load_labelled([path])
         truth = label_matrix(data).astype(int)
         p32 = fp32.predict_proba(data["text"], data["context"])
-        p8 = int8.predict_proba(data["text"], data["context"])
+        fast = candidate.predict_proba(data["text"], data["context"])
         report["sets"][name] = {
             "records": len(data),
-            "decisions_identical": round(float(np.mean((p32 >= fp32.thresholds) == (p8 >= int8.thresholds))), 5),
-            "max_probability_difference": round(float(np.abs(p32 - p8).max()), 4),
+            "decisions_identical": round(float(np.mean((p32 >= fp32.thresholds) == (fast >= fp32.thresholds))), 5),
+            "max_probability_difference": round(float(np.abs(p32 - fast).max()), 4),
             "macro_f1_fp32": label_metrics(truth, p32, fp32.info.thresholds)["macro_f1"],
-            "macro_f1_int8": label_metrics(truth, p8, int8.info.thresholds)["macro_f1"],
+            f"macro_f1_{precision}": label_metrics(truth, fast, fp32.info.thresholds)["macro_f1"],
         }
-    sets = report["sets"].values()
     report["passed"] = all(
         s["decisions_identical"] >= MIN_DECISION_AGREEMENT
-        and s["macro_f1_fp32"] - s["macro_f1_int8"] <= MAX_MACRO_F1_LOSS
-        for s in sets
+        and s["macro_f1_fp32"] - s[f"macro_f1_{precision}"] <= MAX_MACRO_F1_LOSS
+        for s in report["sets"].values()
     )
-    report["rule"] = (
-        f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
-    )
+    report["rule"] = rule
     return report

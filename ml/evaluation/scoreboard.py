@@ -328,7 +328,7 @@ def tracked_scoreboard(model: str, train: TrainConfig, config: ScoreboardConfig)
     from ml.tracking import start_run
 
     with start_run("scoreboard"):
-        board = scoreboard(Scorer.load(model), train.train_file, train.validation_file, config)
+        board = scoreboard(Scorer.load(model, runtime="portable"), train.train_file, train.validation_file, config)
         board["headline"] = headline_metrics(board)
         write_scoreboard(board, Path(config.out_dir))
         mlflow.log_params({"model": model, "version": board["model"]["version"]})

@@ -1,6 +1,7 @@
-"""Export a trained model directory to ONNX: the fp32 graph and its dynamically quantised int8 copy
-(`onnx/`). Which one the CPU path runs is decided by measurement (`ml.evaluation.evaluate.int8_gate`)
-and recorded in labels.json by the train stage."""
+"""Export a trained model directory for the CPU: the ONNX fp32 graph, its dynamically quantised int8
+copy (`onnx/`), and the same graph for OpenVINO (`openvino/`, run in bfloat16 where the CPU has it).
+Which one the CPU path runs is decided by measurement (`ml.evaluation.evaluate.runtime_gate`) and
+recorded in labels.json by the train stage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from ml.modeling.backends import ONNX_FILES, onnx_path
+from ml.modeling.backends import ONNX_FILES, onnx_path, openvino_path
 from ml.modeling.encoding import MODEL_INPUTS, ReplyEncoder
 from ml.modeling.model_info import ModelInfo
 
@@ -47,6 +48,17 @@ def quantise_int8(fp32: Path, target: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+def export_openvino(fp32: Path, model_dir: Path) -> Path:
+    """The fp32 ONNX graph in OpenVINO's format, weights stored as fp16 (half the size; lossless for
+    weights saved in fp16, which is the default), for the bf16 path."""
+    import openvino
+
+    target = openvino_path(model_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    openvino.save_model(openvino.Core().read_model(str(fp32)), str(target), compress_to_fp16=True)
     return target
 
 

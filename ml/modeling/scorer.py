@@ -23,7 +23,16 @@ import numpy as np
 from ml.data.pii import Finding, find_pii
 from ml.data.text import SURROGATE
 from ml.labels import LABELS
-from ml.modeling.backends import OnnxBackend, TorchBackend, cpu_threads, gpu_present, onnx_path
+from ml.modeling.backends import (
+    OnnxBackend,
+    OpenVinoBackend,
+    TorchBackend,
+    cpu_has_bf16,
+    cpu_threads,
+    gpu_present,
+    onnx_path,
+    openvino_path,
+)
 from ml.modeling.encoding import ReplyEncoder
 from ml.modeling.model_info import MODEL_INFO_FILE, ModelInfo, ModelLoadError, resolve_model_source
 from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
@@ -121,29 +130,24 @@ class Scorer:
         device: str | None = None,
     ) -> Scorer:
         """Load from a model directory, a Hugging Face hub name, or an MLflow `models:/` URI.
-        `runtime`: "onnx" (ONNX Runtime, CPU), "torch", or "auto": ONNX when the directory records an
-        ONNX export (labels.json `cpu_runtime`) and no GPU is asked for, else torch. `precision`
-        ("fp32" or "int8", ONNX only) defaults to the one that passed the export's quality gate.
+        `runtime`: "onnx" (ONNX Runtime, CPU), "openvino" (CPU), "torch", "portable" or "auto".
+        "portable" is what the export recorded (labels.json `cpu_runtime`: ONNX, int8 when it passed
+        its gate), the same on every CPU; "auto" is that, or OpenVINO bf16 where the CPU computes in
+        bf16 and the model passed its bf16 gate; both mean torch with a GPU or without an export.
+        `precision`: "fp32" or "int8" (ONNX), "bf16" or "fp32" (OpenVINO); ONNX defaults to the gated one.
         Raises ModelLoadError when the source is missing, unreadable or inconsistent."""
         location = resolve_model_source(source)
         info = ModelInfo.read(location) if isinstance(location, Path) else None
-        use_onnx = runtime == "onnx" or (
-            runtime == "auto"
-            and info is not None
-            and info.cpu_runtime.get("runtime") == "onnx"
-            and (device == "cpu" or (device is None and not gpu_present()))
-        )
+        runtime, precision = choose_runtime(runtime, precision, info, device)
         try:
-            if use_onnx:
+            if runtime in ("onnx", "openvino"):
                 if info is None:
-                    raise ModelLoadError(f"{source}: the ONNX runtime needs a local model directory")
-                precision = precision or info.cpu_runtime.get("precision", "fp32")
-                path = onnx_path(location, precision)
-                if not path.exists():
-                    from ml.modeling.export import ensure_onnx
-
-                    path = ensure_onnx(location, precision)
-                backend = OnnxBackend(path, precision, threads or cpu_threads())
+                    raise ModelLoadError(f"{source}: the {runtime} runtime needs a local model directory")
+                if runtime == "openvino":
+                    backend = OpenVinoBackend(_openvino_graph(location), precision or "bf16", threads)
+                else:
+                    precision = precision or info.cpu_runtime.get("precision", "fp32")
+                    backend = OnnxBackend(_onnx_graph(location, precision), precision, threads or cpu_threads())
                 encoder = ReplyEncoder.from_pretrained(location, info.max_length, info.use_context)
                 info.check_labels(_config_labels(location), str(source))
             else:
@@ -171,7 +175,7 @@ class Scorer:
         """The `Scorer.load` keyword arguments that rebuild this scorer (for worker processes)."""
         return {
             "runtime": self.backend.name,
-            "precision": self.backend.precision if self.backend.name == "onnx" else None,
+            "precision": self.backend.precision if self.backend.name != "torch" else None,
             "max_chars": self.max_chars,
             "max_context_chars": self.max_context_chars,
             "explain_units": self.explain_units,
@@ -372,6 +376,37 @@ def _merge_spans(text: str, pieces: list[tuple[tuple[int, int], float]]) -> list
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+
+
+def choose_runtime(
+    runtime: str, precision: str | None, info: ModelInfo | None, device: str | None
+) -> tuple[str, str | None]:
+    """`runtime` "auto" or "portable" resolved to what runs (see `Scorer.load`); others pass through."""
+    if runtime not in ("auto", "portable"):
+        return runtime, precision
+    on_cpu = device == "cpu" or (device is None and not gpu_present())
+    recorded = info.cpu_runtime if info else {}
+    if not on_cpu or recorded.get("runtime") != "onnx":
+        return "torch", None
+    bf16_passed = recorded.get("bf16_gate", {}).get("passed", False)
+    if runtime == "auto" and precision in (None, "bf16") and bf16_passed and cpu_has_bf16():
+        return "openvino", "bf16"
+    return "onnx", precision
+
+
+def _onnx_graph(location: Path, precision: str) -> Path:
+    path = onnx_path(location, precision)
+    if path.exists():
+        return path
+    from ml.modeling.export import ensure_onnx
+
+    return ensure_onnx(location, precision)
+
+
+def _openvino_graph(location: Path) -> Path:
+    """The shipped OpenVINO graph, else the fp32 ONNX graph (OpenVINO reads both)."""
+    path = openvino_path(location)
+    return path if path.exists() else _onnx_graph(location, "fp32")
 
 
 def _ngram_part(location: Path | str, info: ModelInfo) -> CharNgrams | None:

@@ -53,7 +53,7 @@ def stacked_thresholds(scorer: Scorer, ngrams: CharNgrams, shares: dict[str, flo
 
 def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfig) -> ModelInfo:
     """Write the stacked copy of `model_dir` to `out_dir` (replacing an earlier stacked model there)."""
-    scorer = Scorer.load(model_dir)
+    scorer = Scorer.load(model_dir, runtime="portable")  # cut-offs that do not depend on the CPU
     if scorer.info.ngram_weights:
         raise ModelLoadError(f"{model_dir}: already a stacked model")
     if out_dir.exists():

@@ -31,7 +31,7 @@ from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.distill import dialogue_lines, with_teacher_targets
 from ml.modeling.encoding import ReplyEncoder, with_model_normaliser
-from ml.modeling.export import export_onnx
+from ml.modeling.export import export_onnx, export_openvino
 from ml.modeling.model_info import ModelInfo
 from ml.modeling.registry import log_model
 from ml.modeling.runtime import configure_cpu_threads, device_precision
@@ -113,7 +113,7 @@ def distillation_parts(parts: list[Dataset], config: TrainConfig) -> list[Datase
     """The training parts with the teacher's probabilities mixed into their labels, plus the
     unlabelled dialogue lines with the teacher's probabilities as their only labels, plus the
     transfer lines with the teacher's probabilities on `transfer_labels` only."""
-    teacher = Scorer.load(config.teacher)
+    teacher = Scorer.load(config.teacher, runtime="portable")  # the same targets on every CPU
     parts = [with_teacher_targets(part, teacher, config.distill_weight) for part in parts]
     if config.distill_unlabelled:
         parts.append(with_teacher_targets(dialogue_lines(config.distill_unlabelled), teacher, 1.0))
@@ -218,16 +218,25 @@ def store_thresholds(output_dir: Path, thresholds: dict[str, float]) -> dict[str
 
 
 def export_for_cpu(output_dir: Path, gate_sets: dict[str, Path]) -> dict:
-    """ONNX fp32 and int8 beside the weights; the int8 gate decides the CPU default, recorded in
-    labels.json. The directory ships only what it runs (fp32 is rebuilt into a cache on request)."""
-    from ml.evaluation.evaluate import int8_gate
+    """ONNX fp32 and int8, and the OpenVINO graph, beside the weights; the int8 gate decides the
+    portable CPU runtime, the bf16 gate whether OpenVINO bf16 may run where the CPU has it; both are
+    recorded in labels.json. The directory ships only what it runs (fp32 ONNX is rebuilt into a cache
+    on request)."""
+    from ml.evaluation.evaluate import runtime_gate
 
     fp32, _ = export_onnx(output_dir)
-    gate = int8_gate(output_dir, gate_sets)
+    export_openvino(fp32, output_dir)
+    int8 = runtime_gate(output_dir, gate_sets, "onnx", "int8")
+    bf16 = runtime_gate(output_dir, gate_sets, "openvino", "bf16")
     info = ModelInfo.read(output_dir)
-    info.cpu_runtime = {"runtime": "onnx", "precision": "int8" if gate["passed"] else "fp32", "int8_gate": gate}
+    info.cpu_runtime = {
+        "runtime": "onnx",
+        "precision": "int8" if int8["passed"] else "fp32",
+        "int8_gate": int8,
+        "bf16_gate": bf16,
+    }
     info.write(output_dir)
-    if gate["passed"]:
+    if int8["passed"]:
         fp32.unlink()
     return info.cpu_runtime
 
@@ -252,10 +261,16 @@ def train(config: TrainConfig, config_path: Path | None = None, board: Scoreboar
             if board:
                 gate_sets.update({p.stem: p for p in sorted(Path(board.held_out).glob("*.jsonl"))})
             cpu_runtime = export_for_cpu(output_dir, gate_sets)
-            mlflow.log_params({"cpu_runtime": cpu_runtime["runtime"], "cpu_precision": cpu_runtime["precision"]})
-        # The default runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
-        # test report and the card describe is what `Scorer.load` runs.
-        scorer = Scorer.load(output_dir)
+            mlflow.log_params(
+                {
+                    "cpu_runtime": cpu_runtime["runtime"],
+                    "cpu_precision": cpu_runtime["precision"],
+                    "cpu_bf16_gate": cpu_runtime["bf16_gate"]["passed"],
+                }
+            )
+        # The portable runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
+        # test report and the card describe is what `Scorer.load` runs on any CPU.
+        scorer = Scorer.load(output_dir, runtime="portable")
         report = evaluate_model(
             scorer, config.test_file, train_file=config.train_file, validation_file=config.validation_file
         )
