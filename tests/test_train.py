@@ -214,6 +214,7 @@ def test_train_says_what_to_do_when_the_teacher_is_missing(tmp_path):
 
     config = tmp_path / "config.yaml"
     config.write_text("train:\n  output_dir: out\n")
+
     def message(result) -> str:  # rich wraps a long path (and the words after it) inside its error box
         return " ".join(result.output.replace("│", " ").split())
 

@@ -207,7 +207,7 @@ def runtime_lines(info: ModelInfo, scorer: Scorer) -> list[str]:
         "",
         f"`Scorer.load` runs this model with **{runtime['runtime']} {runtime['precision']}** on a CPU "
         f'(these card numbers: {scorer.runtime}); PyTorch on a GPU or with `runtime="torch"`.'
-        + (" Where the CPU computes in bfloat16: **OpenVINO bf16**." if bf16.get("passed") else ""),
+        + (" On a CPU that computes in bfloat16 (AMX, AVX512-BF16): **openvino bf16**." if bf16.get("passed") else ""),
         "",
     ]
     for precision, gate in (("int8", runtime.get("int8_gate")), ("bf16", bf16)):

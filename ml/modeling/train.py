@@ -241,12 +241,37 @@ def export_for_cpu(output_dir: Path, gate_sets: dict[str, Path]) -> dict:
     return info.cpu_runtime
 
 
-def train(config: TrainConfig, config_path: Path | None = None, board: ScoreboardConfig | None = None) -> dict:
-    """Fine-tune, save, tune thresholds, evaluate on test and on held-out writers and out-of-domain
-    replies (`board`), write the card, log and register in MLflow."""
+def describe_model(output_dir: Path, config: TrainConfig, board: ScoreboardConfig | None) -> tuple[dict, dict]:
+    """What the train stage does once the weights and cut-offs are saved: the CPU exports and their
+    gates (when `config.export_onnx`), the test report, and the card with the held-out-writer and
+    out-of-domain numbers (`board`). Returns the recorded CPU runtime and the test report."""
     from ml.evaluation.evaluate import evaluate_model, write_model_card
     from ml.evaluation.scoreboard import generalisation, systems_for
 
+    cpu_runtime = {}
+    if config.export_onnx:
+        gate_sets = {"validation": Path(config.validation_file), "test": Path(config.test_file)}
+        if board:
+            gate_sets.update({p.stem: p for p in sorted(Path(board.held_out).glob("*.jsonl"))})
+        cpu_runtime = export_for_cpu(output_dir, gate_sets)
+    # The portable runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
+    # test report and the card describe is what `Scorer.load` runs on any CPU.
+    scorer = Scorer.load(output_dir, runtime="portable")
+    report = evaluate_model(
+        scorer, config.test_file, train_file=config.train_file, validation_file=config.validation_file
+    )
+    info = ModelInfo.read(output_dir)
+    info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
+    info.write(output_dir)
+    systems = systems_for(scorer, config.train_file, config.validation_file)
+    beyond_test = generalisation(systems, config.train_file, board) if board else {}
+    write_model_card(output_dir, config, report, scorer, beyond_test)
+    return cpu_runtime, report
+
+
+def train(config: TrainConfig, config_path: Path | None = None, board: ScoreboardConfig | None = None) -> dict:
+    """Fine-tune, save, tune thresholds, evaluate on test and on held-out writers and out-of-domain
+    replies (`board`), write the card, log and register in MLflow."""
     output = Path(config.output_dir)
     work_dir = output.with_name(output.name + "-checkpoints")  # per output, so runs side by side do not collide
     with start_run("train") as run:
@@ -256,11 +281,8 @@ def train(config: TrainConfig, config_path: Path | None = None, board: Scoreboar
         model, tokenizer = fine_tune(config, work_dir)
         output_dir = save_model(model, tokenizer, config)
         thresholds = set_thresholds(output_dir, config)
-        if config.export_onnx:
-            gate_sets = {"validation": Path(config.validation_file), "test": Path(config.test_file)}
-            if board:
-                gate_sets.update({p.stem: p for p in sorted(Path(board.held_out).glob("*.jsonl"))})
-            cpu_runtime = export_for_cpu(output_dir, gate_sets)
+        cpu_runtime, report = describe_model(output_dir, config, board)
+        if cpu_runtime:
             mlflow.log_params(
                 {
                     "cpu_runtime": cpu_runtime["runtime"],
@@ -268,21 +290,6 @@ def train(config: TrainConfig, config_path: Path | None = None, board: Scoreboar
                     "cpu_bf16_gate": cpu_runtime["bf16_gate"]["passed"],
                 }
             )
-        # The portable runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
-        # test report and the card describe is what `Scorer.load` runs on any CPU.
-        scorer = Scorer.load(output_dir, runtime="portable")
-        report = evaluate_model(
-            scorer, config.test_file, train_file=config.train_file, validation_file=config.validation_file
-        )
-        info = ModelInfo.read(output_dir)
-        info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
-        info.write(output_dir)
-        beyond_test = (
-            generalisation(systems_for(scorer, config.train_file, config.validation_file), config.train_file, board)
-            if board
-            else {}
-        )
-        write_model_card(output_dir, config, report, scorer, beyond_test)
         mlflow.log_metrics(
             {
                 "test_macro_f1": report["macro_f1"],
