@@ -176,7 +176,7 @@ class ScoreConfig(StrictModel):
     batch_size: int = Field(32, gt=0)
     chunk_rows: int = Field(2000, gt=0)
     runtime: Literal["auto", "portable", "onnx", "openvino", "torch"] = Field(
-        "auto", description="auto: ONNX on CPU when exported, OpenVINO bf16 where the CPU has bf16 and the gate passed."
+        "auto", description="auto: ONNX on CPU when exported, OpenVINO bf16 on AMX CPUs when its gate passed."
     )
     precision: Literal["fp32", "int8", "bf16"] | None = Field(
         None, description="fp32/int8 (ONNX) or bf16/fp32 (OpenVINO); default: the gated one."

@@ -35,7 +35,7 @@ def test_onnx_fp32_agrees_with_torch(tiny_trained_model):
 
 
 def test_default_runtime_is_what_the_export_recorded(tiny_trained_model):
-    from ml.modeling.backends import cpu_has_bf16
+    from ml.modeling.backends import cpu_has_amx_bf16
 
     recorded = json.loads((tiny_trained_model / "labels.json").read_text(encoding="utf-8"))["cpu_runtime"]
     gate = recorded["int8_gate"]
@@ -43,8 +43,8 @@ def test_default_runtime_is_what_the_export_recorded(tiny_trained_model):
     assert recorded["precision"] == ("int8" if gate["passed"] else "fp32")
     assert Scorer.load(tiny_trained_model, runtime="portable").runtime == f"onnx-{recorded['precision']}"
     bf16 = recorded["bf16_gate"]
-    assert set(bf16["sets"]) == ({"validation", "test"} if cpu_has_bf16() else set())
-    faster = bf16["passed"] and cpu_has_bf16()
+    assert set(bf16["sets"]) == ({"validation", "test"} if cpu_has_amx_bf16() else set())
+    faster = bf16["passed"] and cpu_has_amx_bf16()
     assert Scorer.load(tiny_trained_model).runtime == ("openvino-bf16" if faster else f"onnx-{recorded['precision']}")
 
 
@@ -55,14 +55,14 @@ def test_auto_takes_openvino_bf16_only_where_the_cpu_has_it_and_the_gate_passed(
 
     passed = ModelInfo(cpu_runtime={"runtime": "onnx", "precision": "int8", "bf16_gate": {"passed": True}})
     failed = ModelInfo(cpu_runtime={"runtime": "onnx", "precision": "int8", "bf16_gate": {"passed": False}})
-    monkeypatch.setattr(scorer_module, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(scorer_module, "cpu_has_amx_bf16", lambda: True)
     assert choose_runtime("auto", None, passed, "cpu") == ("openvino", "bf16")
     assert choose_runtime("auto", "int8", passed, "cpu") == ("onnx", "int8")  # a precision asked for wins
     assert choose_runtime("portable", None, passed, "cpu") == ("onnx", None)
     assert choose_runtime("auto", None, failed, "cpu") == ("onnx", None)
     assert choose_runtime("auto", None, passed, "cuda") == ("torch", None)
     assert choose_runtime("auto", None, ModelInfo(), "cpu") == ("torch", None)  # no export recorded
-    monkeypatch.setattr(scorer_module, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(scorer_module, "cpu_has_amx_bf16", lambda: False)
     assert choose_runtime("auto", None, passed, "cpu") == ("onnx", None)
 
 
@@ -74,16 +74,16 @@ def test_openvino_agrees_with_onnx(tiny_trained_model):
     fp32 = Scorer.load(tiny_trained_model, runtime="openvino", precision="fp32")
     assert fp32.runtime == "openvino-fp32"
     np.testing.assert_allclose(fp32.predict_proba(TEXTS, CONTEXTS), expected, atol=1e-3)
-    bf16 = Scorer.load(tiny_trained_model, runtime="openvino", precision="bf16")  # fp32 where the CPU has no bf16
+    bf16 = Scorer.load(tiny_trained_model, runtime="openvino", precision="bf16")  # fp32 where the CPU cannot
     assert np.abs(bf16.predict_proba(TEXTS, CONTEXTS) - expected).max() < 0.05
 
 
 def test_the_bf16_gate_is_not_passed_where_it_cannot_be_measured(tiny_trained_model, monkeypatch):
     from ml.evaluation import evaluate
 
-    monkeypatch.setattr(evaluate, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(evaluate, "cpu_has_amx_bf16", lambda: False)
     gate = evaluate.runtime_gate(tiny_trained_model, {}, "openvino", "bf16")
-    assert gate["passed"] is False and gate["sets"] == {} and "no bf16" in gate["not_measured"]
+    assert gate["passed"] is False and gate["sets"] == {} and "no AMX bf16" in gate["not_measured"]
 
 
 def test_int8_export_runs_and_stays_close(tiny_trained_model):

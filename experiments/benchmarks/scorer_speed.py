@@ -1,6 +1,7 @@
 """In-process scoring speed of one model through each runtime, and through a plain Hugging Face
 pipeline, on the same typical replies (test split: reply + context). Runtimes are measured in
-turns (A B C D A B C D ...) so drift on a shared machine hits all alike; medians are reported.
+turns (A B C A B C ...) so drift on a shared machine hits all alike, the PyTorch ones in a second
+set of turns after the others; medians are reported.
 
     python experiments/benchmarks/scorer_speed.py [MODEL] [--rounds 3] > experiments/benchmarks/scorer_speed.json
 """
@@ -45,6 +46,13 @@ def pipeline_predict(model: str):
     return predict
 
 
+def cpu_name() -> str:
+    from ml.modeling.backends import cpu_has_amx_bf16
+
+    names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+    return f"{names[0] if names else 'unknown'}, {len(names)} vCPU, AMX bf16: {cpu_has_amx_bf16()}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?", default="models/default")
@@ -53,24 +61,30 @@ def main() -> None:
     args = parser.parse_args()
     data = load_labelled(["data/split/test.jsonl", "data/split/validation.jsonl"])
     texts, contexts = list(data["text"])[: args.replies], list(data["context"])[: args.replies]
-    systems = {
-        "torch-fp32": Scorer.load(args.model, runtime="torch").predict_proba,
-        "onnx-fp32": Scorer.load(args.model, runtime="onnx", precision="fp32").predict_proba,
-        "onnx-int8": Scorer.load(args.model, runtime="onnx", precision="int8").predict_proba,
-        "hf-pipeline (torch fp32)": pipeline_predict(args.model),
-    }
+    scorers = [
+        Scorer.load(args.model, runtime="onnx", precision="fp32"),
+        Scorer.load(args.model, runtime="onnx", precision="int8"),
+        Scorer.load(args.model, runtime="openvino", precision="bf16"),  # openvino-fp32 on a CPU without bf16
+        Scorer.load(args.model, runtime="torch"),
+    ]
+    systems = {s.runtime: s.predict_proba for s in scorers} | {"hf-pipeline (torch fp32)": pipeline_predict(args.model)}
     for predict in systems.values():  # warm-up
         predict(texts[:64], contexts[:64])
+    # PyTorch's idle threads slow the other runtimes when they take turns in one process (seen:
+    # OpenVINO 980 against 1,115 replies/s), so the torch systems take their turns after the others.
+    groups = [[n for n in systems if "torch" not in n], [n for n in systems if "torch" in n]]
     batch32 = {name: [] for name in systems}
-    for _ in range(args.rounds):
-        for name, predict in systems.items():
-            batch32[name].append(replies_per_second(predict, texts, contexts, 32))
+    for group in groups:
+        for _ in range(args.rounds):
+            for name in group:
+                batch32[name].append(replies_per_second(systems[name], texts, contexts, 32))
     # The Scorer's own batching: every reply in one call, sorted by length, scored 32 at a time
     # (what `replyqa score` does per chunk); the loop above hands it unsorted groups of 32.
     bucketed = {name: [] for name in systems if not name.startswith("hf-")}
-    for _ in range(args.rounds):
-        for name in bucketed:
-            bucketed[name].append(replies_per_second(systems[name], texts, contexts, len(texts)))
+    for group in groups:
+        for _ in range(args.rounds):
+            for name in (n for n in group if n in bucketed):
+                bucketed[name].append(replies_per_second(systems[name], texts, contexts, len(texts)))
     single = {name: latencies_ms(predict, texts[:300], contexts[:300]) for name, predict in systems.items()}
     tokens = Scorer.load(args.model).encoder.encode(texts, contexts)
     report = {
@@ -87,7 +101,8 @@ def main() -> None:
         },
     }
     default = Scorer.load(args.model).runtime
-    report["default_runtime"] = default
+    report["default_runtime"] = default  # what `Scorer.load` picks on this CPU
+    report["cpu"] = cpu_name()
     pipe = report["batch32_replies_per_s"]["hf-pipeline (torch fp32)"]
     report["default_vs_pipeline"] = round(report["batch32_replies_per_s"][default] / pipe, 2)
     print(json.dumps(report, indent=2))

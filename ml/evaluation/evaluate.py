@@ -14,7 +14,7 @@ from ml.data.records import label_matrix, load_labelled
 from ml.evaluation.baselines import fit_baselines
 from ml.evaluation.metrics import calibration, label_metrics, pr_curve_points
 from ml.labels import LABELS
-from ml.modeling.backends import cpu_has_bf16
+from ml.modeling.backends import cpu_has_amx_bf16
 from ml.modeling.model_info import ModelInfo
 from ml.modeling.scorer import Scorer
 from ml.tracking import start_run
@@ -207,7 +207,7 @@ def runtime_lines(info: ModelInfo, scorer: Scorer) -> list[str]:
         "",
         f"`Scorer.load` runs this model with **{runtime['runtime']} {runtime['precision']}** on a CPU "
         f'(these card numbers: {scorer.runtime}); PyTorch on a GPU or with `runtime="torch"`.'
-        + (" On a CPU that computes in bfloat16 (AMX, AVX512-BF16): **openvino bf16**." if bf16.get("passed") else ""),
+        + (" On a CPU with AMX bf16 (Intel Xeon since 2023): **openvino bf16**." if bf16.get("passed") else ""),
         "",
     ]
     for precision, gate in (("int8", runtime.get("int8_gate")), ("bf16", bf16)):
@@ -346,10 +346,11 @@ def runtime_gate(model_dir: Path, evaluation_files: dict[str, Path], runtime: st
     """The quality gate of a faster CPU runtime (ONNX int8, OpenVINO bf16): it may run the model only
     if, against the ONNX fp32 model on the same texts, it keeps >= 99% of decisions identical and loses
     <= 0.5 macro-F1 points on every evaluation set given. Returns per set: identical decisions,
-    largest probability gap, both macro-F1. bf16 is not measured (and does not pass) on a CPU without it."""
+    largest probability gap, both macro-F1. bf16 is not measured (and does not pass) on a CPU without AMX bf16."""
     rule = f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
-    if precision == "bf16" and not cpu_has_bf16():
-        return {"sets": {}, "passed": False, "rule": rule, "not_measured": "this CPU (or this install) has no bf16"}
+    if precision == "bf16" and not cpu_has_amx_bf16():
+        missing = "this CPU has no AMX bf16 (or OpenVINO is missing)"
+        return {"sets": {}, "passed": False, "rule": rule, "not_measured": missing}
     fp32 = Scorer.load(model_dir, runtime="onnx", precision="fp32")
     candidate = Scorer.load(model_dir, runtime=runtime, precision=precision)
     report: dict[str, Any] = {"sets": {}}

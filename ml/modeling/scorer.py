@@ -27,7 +27,7 @@ from ml.modeling.backends import (
     OnnxBackend,
     OpenVinoBackend,
     TorchBackend,
-    cpu_has_bf16,
+    cpu_has_amx_bf16,
     cpu_threads,
     gpu_present,
     onnx_path,
@@ -132,8 +132,8 @@ class Scorer:
         """Load from a model directory, a Hugging Face hub name, or an MLflow `models:/` URI.
         `runtime`: "onnx" (ONNX Runtime, CPU), "openvino" (CPU), "torch", "portable" or "auto".
         "portable" is what the export recorded (labels.json `cpu_runtime`: ONNX, int8 when it passed
-        its gate), the same on every CPU; "auto" is that, or OpenVINO bf16 where the CPU computes in
-        bf16 and the model passed its bf16 gate; both mean torch with a GPU or without an export.
+        its gate), the same on every CPU; "auto" is that, or OpenVINO bf16 where the CPU has AMX bf16
+        and the model passed its bf16 gate; both mean torch with a GPU or without an export.
         `precision`: "fp32" or "int8" (ONNX), "bf16" or "fp32" (OpenVINO); ONNX defaults to the gated one.
         Raises ModelLoadError when the source is missing, unreadable or inconsistent."""
         location = resolve_model_source(source)
@@ -389,7 +389,7 @@ def choose_runtime(
     if not on_cpu or recorded.get("runtime") != "onnx":
         return "torch", None
     bf16_passed = recorded.get("bf16_gate", {}).get("passed", False)
-    if runtime == "auto" and precision in (None, "bf16") and bf16_passed and cpu_has_bf16():
+    if runtime == "auto" and precision in (None, "bf16") and bf16_passed and cpu_has_amx_bf16():
         return "openvino", "bf16"
     return "onnx", precision
 
