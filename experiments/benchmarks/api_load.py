@@ -4,6 +4,7 @@ machine's cores with the server, as a sidecar would). The client is aiohttp: at 
 0.2 ms of CPU per request where httpx's async client used 3.8 ms, as much as the server itself.
 
     python experiments/benchmarks/api_load.py --clients 32 64 --seconds 30 [--no-batching] [--workers 1]
+        [--runtime auto]
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(model: str, batching: bool, workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, batching: bool, workers: int, runtime: str) -> tuple[subprocess.Popen, str]:
     config = yaml.safe_load(Path("configs/default.yaml").read_text(encoding="utf-8"))
     config["serve"]["micro_batching"] = batching
+    config["score"]["runtime"] = runtime
     path = Path(tempfile.mkdtemp()) / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     port = free_port()
@@ -109,12 +111,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-batching", action="store_true")
+    parser.add_argument("--runtime", default="auto", help="score.runtime: auto, portable, onnx, openvino, torch")
     args = parser.parse_args()
     data = load_labelled(["data/split/test.jsonl"])
     texts, contexts = list(data["text"]), list(data["context"])
-    server, url = start_server(args.model, not args.no_batching, args.workers)
+    server, url = start_server(args.model, not args.no_batching, args.workers, args.runtime)
     try:
-        report = {"micro_batching": not args.no_batching, "workers": args.workers}
+        report = {"micro_batching": not args.no_batching, "workers": args.workers, "runtime": args.runtime}
         asyncio.run(sequential(url, texts[:50], contexts[:50]))  # warm-up
         report["sequential"] = asyncio.run(sequential(url, texts[:400], contexts[:400]))
         for clients in args.clients:
