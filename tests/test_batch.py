@@ -4,6 +4,7 @@ import os
 import pandas as pd
 import pytest
 
+from ml import Scorer
 from ml.labels import LABELS
 from ml.serving.batch import ScoreJob
 
@@ -202,6 +203,9 @@ def test_resume_refuses_a_changed_input_of_the_same_size_and_changed_options(tin
     restore()
     with pytest.raises(JobError, match="cannot resume"):  # another context column
         ScoreJob(tiny_scorer, str(source), str(output), context_col="agent", chunk_rows=4).run(resume=True)
+    other_runtime = Scorer.load(tiny_scorer.source, runtime="torch", max_chars=tiny_scorer.max_chars)
+    with pytest.raises(JobError, match="cannot resume"):  # e.g. begun with OpenVINO bf16, resumed on a CPU without
+        ScoreJob(other_runtime, str(source), str(output), chunk_rows=4).run(resume=True)
     changed = source.read_bytes().replace("您本期".encode(), "你本期".encode())
     assert len(changed) == source.stat().st_size
     source.write_bytes(changed)

@@ -329,6 +329,7 @@ class ScoreJob:
             "chunk_rows": self.chunk_rows,
             "columns": {"text": self.text_col, "context": self.context_col, "id": self.id_col},
             "model": {"source": self.scorer.source, "name": self.scorer.info.name, "version": self.scorer.info.version},
+            "runtime": self.scorer.runtime,  # onnx-int8 and openvino-bf16 differ in a few decisions
             "thresholds": self.scorer.info.thresholds,
             "limits": {"max_chars": self.scorer.max_chars, "max_context_chars": self.scorer.max_context_chars},
             "redact": self.redact,
