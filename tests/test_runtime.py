@@ -64,6 +64,16 @@ def test_auto_takes_openvino_bf16_only_where_the_cpu_has_it_and_the_gate_passed(
     assert choose_runtime("auto", None, ModelInfo(), "cpu") == ("torch", None)  # no export recorded
     monkeypatch.setattr(scorer_module, "cpu_has_amx_bf16", lambda: False)
     assert choose_runtime("auto", None, passed, "cpu") == ("onnx", None)
+    assert choose_runtime("auto", "bf16", failed, "cpu") == ("openvino", "bf16")  # asked for by name
+
+
+def test_a_precision_the_runtime_does_not_offer_is_refused_in_one_line(tiny_trained_model):
+    from ml.modeling.model_info import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="the onnx runtime runs fp32 or int8, not bf16"):
+        Scorer.load(tiny_trained_model, runtime="onnx", precision="bf16")
+    with pytest.raises(ModelLoadError, match="the openvino runtime runs bf16 or fp32, not int8"):
+        Scorer.load(tiny_trained_model, runtime="openvino", precision="int8")
 
 
 def test_openvino_agrees_with_onnx(tiny_trained_model):

@@ -41,6 +41,7 @@ jieba.setLogLevel(logging.WARNING)
 DEFAULT_MAX_CHARS = 2000
 DEFAULT_MAX_CONTEXT_CHARS = 20_000
 DEFAULT_EXPLAIN_UNITS = 64
+PRECISIONS = {"onnx": ("fp32", "int8"), "openvino": ("bf16", "fp32")}  # what each CPU runtime offers
 CONTEXT_CHARS_PER_TOKEN = 8  # a context longer than this many characters per token budget cannot all be read
 
 
@@ -143,6 +144,9 @@ class Scorer:
             if runtime in ("onnx", "openvino"):
                 if info is None:
                     raise ModelLoadError(f"{source}: the {runtime} runtime needs a local model directory")
+                if precision not in (None, *PRECISIONS[runtime]):
+                    offered = " or ".join(PRECISIONS[runtime])
+                    raise ModelLoadError(f"{source}: the {runtime} runtime runs {offered}, not {precision}")
                 if runtime == "openvino":
                     backend = OpenVinoBackend(_openvino_graph(location), precision or "bf16", threads)
                 else:
@@ -384,6 +388,8 @@ def choose_runtime(
     """`runtime` "auto" or "portable" resolved to what runs (see `Scorer.load`); others pass through."""
     if runtime not in ("auto", "portable"):
         return runtime, precision
+    if runtime == "auto" and precision == "bf16":  # only OpenVINO computes in bf16
+        return "openvino", precision
     on_cpu = device == "cpu" or (device is None and not gpu_present())
     recorded = info.cpu_runtime if info else {}
     if not on_cpu or recorded.get("runtime") != "onnx":
