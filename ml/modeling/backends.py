@@ -81,7 +81,7 @@ class OnnxBackend:
 
 
 class OpenVinoBackend:
-    """OpenVINO on the CPU: "bf16" computes in bfloat16 where the CPU can (1.3-1.5x ONNX Runtime int8
+    """OpenVINO on the CPU: "bf16" computes in bfloat16 where the CPU can (1.3-1.7x ONNX Runtime int8
     on AMX CPUs), "fp32" in float32. `precision` reports what the CPU really runs."""
 
     name = "openvino"
