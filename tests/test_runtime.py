@@ -92,7 +92,7 @@ def test_the_bf16_gate_is_not_passed_where_it_cannot_be_measured(tiny_trained_mo
     from ml.evaluation import evaluate
 
     monkeypatch.setattr(evaluate, "cpu_has_amx_bf16", lambda: False)
-    gate = evaluate.runtime_gate(tiny_trained_model, {}, "openvino", "bf16")
+    gate = evaluate.runtime_gates(tiny_trained_model, {}, {"bf16": "openvino"})["bf16"]
     assert gate["passed"] is False and gate["sets"] == {} and "no AMX bf16" in gate["not_measured"]
 
 

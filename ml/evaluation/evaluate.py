@@ -342,34 +342,39 @@ MIN_DECISION_AGREEMENT = 0.99
 MAX_MACRO_F1_LOSS = 0.005
 
 
-def runtime_gate(model_dir: Path, evaluation_files: dict[str, Path], runtime: str, precision: str) -> dict[str, Any]:
-    """The quality gate of a faster CPU runtime (ONNX int8, OpenVINO bf16): it may run the model only
-    if, against the ONNX fp32 model on the same texts, it keeps >= 99% of decisions identical and loses
-    <= 0.5 macro-F1 points on every evaluation set given. Returns per set: identical decisions,
-    largest probability gap, both macro-F1. bf16 is not measured (and does not pass) on a CPU without AMX bf16."""
+def runtime_gates(model_dir: Path, evaluation_files: dict[str, Path], candidates: dict[str, str]) -> dict[str, Any]:
+    """The quality gates of faster CPU runtimes, `candidates` by precision, e.g. {"int8": "onnx",
+    "bf16": "openvino"}: each may run the model only if, against the ONNX fp32 model on the same
+    texts, it keeps >= 99% of decisions identical and loses <= 0.5 macro-F1 points on every
+    evaluation set given. Returns per precision and set: identical decisions, largest probability
+    gap, both macro-F1. bf16 is not measured (and does not pass) on a CPU without AMX bf16."""
     rule = f">= {MIN_DECISION_AGREEMENT:.0%} identical decisions and <= {MAX_MACRO_F1_LOSS * 100} macro-F1 points lost"
-    if precision == "bf16" and not cpu_has_amx_bf16():
-        missing = "this CPU has no AMX bf16 (or OpenVINO is missing)"
-        return {"sets": {}, "passed": False, "rule": rule, "not_measured": missing}
+    missing = "this CPU has no AMX bf16 (or OpenVINO is missing)"
+    unmeasurable = [p for p in candidates if p == "bf16" and not cpu_has_amx_bf16()]
     fp32 = Scorer.load(model_dir, runtime="onnx", precision="fp32")
-    candidate = Scorer.load(model_dir, runtime=runtime, precision=precision)
-    report: dict[str, Any] = {"sets": {}}
+    fast = {p: Scorer.load(model_dir, runtime=r, precision=p) for p, r in candidates.items() if p not in unmeasurable}
+    sets: dict[str, dict[str, Any]] = {precision: {} for precision in fast}
     for name, path in evaluation_files.items():
         data = load_labelled([path])
         truth = label_matrix(data).astype(int)
-        p32 = fp32.predict_proba(data["text"], data["context"])
-        fast = candidate.predict_proba(data["text"], data["context"])
-        report["sets"][name] = {
-            "records": len(data),
-            "decisions_identical": round(float(np.mean((p32 >= fp32.thresholds) == (fast >= fp32.thresholds))), 5),
-            "max_probability_difference": round(float(np.abs(p32 - fast).max()), 4),
-            "macro_f1_fp32": label_metrics(truth, p32, fp32.info.thresholds)["macro_f1"],
-            f"macro_f1_{precision}": label_metrics(truth, fast, fp32.info.thresholds)["macro_f1"],
-        }
-    report["passed"] = all(
-        s["decisions_identical"] >= MIN_DECISION_AGREEMENT
-        and s["macro_f1_fp32"] - s[f"macro_f1_{precision}"] <= MAX_MACRO_F1_LOSS
-        for s in report["sets"].values()
-    )
-    report["rule"] = rule
-    return report
+        p32 = fp32.predict_proba(data["text"], data["context"])  # once for every candidate
+        for precision, scorer in fast.items():
+            probabilities = scorer.predict_proba(data["text"], data["context"])
+            sets[precision][name] = {
+                "records": len(data),
+                "decisions_identical": round(
+                    float(np.mean((p32 >= fp32.thresholds) == (probabilities >= fp32.thresholds))), 5
+                ),
+                "max_probability_difference": round(float(np.abs(p32 - probabilities).max()), 4),
+                "macro_f1_fp32": label_metrics(truth, p32, fp32.info.thresholds)["macro_f1"],
+                f"macro_f1_{precision}": label_metrics(truth, probabilities, fp32.info.thresholds)["macro_f1"],
+            }
+    gates = {p: {"sets": {}, "passed": False, "rule": rule, "not_measured": missing} for p in unmeasurable}
+    for precision, measured in sets.items():
+        passed = all(
+            s["decisions_identical"] >= MIN_DECISION_AGREEMENT
+            and s["macro_f1_fp32"] - s[f"macro_f1_{precision}"] <= MAX_MACRO_F1_LOSS
+            for s in measured.values()
+        )
+        gates[precision] = {"sets": measured, "passed": passed, "rule": rule}
+    return gates

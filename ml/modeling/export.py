@@ -1,6 +1,6 @@
 """Export a trained model directory for the CPU: the ONNX fp32 graph, its dynamically quantised int8
 copy (`onnx/`), and the same graph for OpenVINO (`openvino/`, run in bfloat16 where the CPU has it).
-Which one the CPU path runs is decided by measurement (`ml.evaluation.evaluate.runtime_gate`) and
+Which one the CPU path runs is decided by measurement (`ml.evaluation.evaluate.runtime_gates`) and
 recorded in labels.json by the train stage."""
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from ml.modeling.backends import (
     OpenVinoBackend,
     TorchBackend,
     cpu_has_amx_bf16,
-    cpu_threads,
     gpu_present,
     onnx_path,
     openvino_path,
@@ -151,7 +150,7 @@ class Scorer:
                     backend = OpenVinoBackend(_openvino_graph(location), precision or "bf16", threads)
                 else:
                     precision = precision or info.cpu_runtime.get("precision", "fp32")
-                    backend = OnnxBackend(_onnx_graph(location, precision), precision, threads or cpu_threads())
+                    backend = OnnxBackend(_onnx_graph(location, precision), precision, threads)
                 encoder = ReplyEncoder.from_pretrained(location, info.max_length, info.use_context)
                 info.check_labels(_config_labels(location), str(source))
             else:
@@ -395,7 +394,7 @@ def choose_runtime(
     if not on_cpu or recorded.get("runtime") != "onnx":
         return "torch", None
     bf16_passed = recorded.get("bf16_gate", {}).get("passed", False)
-    if runtime == "auto" and precision in (None, "bf16") and bf16_passed and cpu_has_amx_bf16():
+    if runtime == "auto" and precision is None and bf16_passed and cpu_has_amx_bf16():
         return "openvino", "bf16"
     return "onnx", precision
 

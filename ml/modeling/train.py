@@ -222,12 +222,12 @@ def export_for_cpu(output_dir: Path, gate_sets: dict[str, Path]) -> dict:
     portable CPU runtime, the bf16 gate whether OpenVINO bf16 may run where the CPU has it; both are
     recorded in labels.json. The directory ships only what it runs (fp32 ONNX is rebuilt into a cache
     on request)."""
-    from ml.evaluation.evaluate import runtime_gate
+    from ml.evaluation.evaluate import runtime_gates
 
     fp32, _ = export_onnx(output_dir)
     export_openvino(fp32, output_dir)
-    int8 = runtime_gate(output_dir, gate_sets, "onnx", "int8")
-    bf16 = runtime_gate(output_dir, gate_sets, "openvino", "bf16")
+    gates = runtime_gates(output_dir, gate_sets, {"int8": "onnx", "bf16": "openvino"})
+    int8, bf16 = gates["int8"], gates["bf16"]
     info = ModelInfo.read(output_dir)
     info.cpu_runtime = {
         "runtime": "onnx",
