@@ -88,6 +88,18 @@ def test_openvino_agrees_with_onnx(tiny_trained_model):
     assert np.abs(bf16.predict_proba(TEXTS, CONTEXTS) - expected).max() < 0.05
 
 
+def test_openvino_batches_are_padded_to_a_multiple_of_16_tokens_and_onnx_batches_are_not(tiny_trained_model):
+    # The padded positions are masked: the agreement test above runs on these padded batches.
+    def widths(scorer: Scorer) -> list[int]:
+        return [batch["input_ids"].shape[1] for _, batch in scorer.model_batches(TEXTS, CONTEXTS)]
+
+    onnx = Scorer.load(tiny_trained_model, runtime="onnx", precision="fp32")
+    longest = [int(batch["attention_mask"].sum(axis=1).max()) for _, batch in onnx.model_batches(TEXTS, CONTEXTS)]
+    assert widths(onnx) == longest
+    openvino = widths(Scorer.load(tiny_trained_model, runtime="openvino", precision="fp32"))
+    assert openvino == [-(-width // 16) * 16 for width in longest] and openvino != longest
+
+
 def test_the_bf16_gate_is_not_passed_where_it_cannot_be_measured(tiny_trained_model, monkeypatch):
     from ml.evaluation import evaluate
 

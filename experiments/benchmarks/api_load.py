@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -104,6 +105,30 @@ async def concurrent(url: str, texts: list[str], contexts: list[str], clients: i
     return summary(latencies, statuses, time.perf_counter() - started)
 
 
+def batcher_totals(url: str) -> dict[str, float]:
+    """The micro-batcher's running totals from /metrics (model calls, replies, model seconds)."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    totals = {}
+    for name in ("replyqa_batch_replies_count", "replyqa_batch_replies_sum", "replyqa_model_seconds_sum"):
+        match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        totals[name] = float(match.group(1)) if match else 0.0
+    return totals
+
+
+def batch_summary(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
+    calls = after["replyqa_batch_replies_count"] - before["replyqa_batch_replies_count"]
+    replies = after["replyqa_batch_replies_sum"] - before["replyqa_batch_replies_sum"]
+    model_s = after["replyqa_model_seconds_sum"] - before["replyqa_model_seconds_sum"]
+    if not calls:
+        return {}
+    return {
+        "model_calls": int(calls),
+        "replies_per_call": round(replies / calls, 1),
+        "model_ms_per_call": round(1000 * model_s / calls, 1),
+        "model_busy_share": round(model_s / seconds, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="models/default")
@@ -121,7 +146,9 @@ def main() -> None:
         asyncio.run(sequential(url, texts[:50], contexts[:50]))  # warm-up
         report["sequential"] = asyncio.run(sequential(url, texts[:400], contexts[:400]))
         for clients in args.clients:
+            before = batcher_totals(url)
             report[f"clients_{clients}"] = asyncio.run(concurrent(url, texts, contexts, clients, args.seconds))
+            report[f"clients_{clients}"].update(batch_summary(before, batcher_totals(url), args.seconds))
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -2,7 +2,8 @@
 OpenVINO in bfloat16 (on CPUs with AMX bf16, when the model passed its bf16 gate).
 
 A backend takes one padded batch of int64 arrays (input_ids, attention_mask, token_type_ids) and
-returns logits as float32 numpy, in the model's own label order. The ONNX and OpenVINO backends
+returns logits as float32 numpy, in the model's own label order; its `pad_multiple` says to what
+multiple of tokens the Scorer rounds a batch's width. The ONNX and OpenVINO backends
 import neither torch nor transformers, which keeps a CPU scoring process quick to start.
 """
 
@@ -58,6 +59,7 @@ def cpu_has_amx_bf16() -> bool:
 
 class OnnxBackend:
     name = "onnx"
+    pad_multiple = 1  # batches padded to their longest member only
 
     def __init__(self, path: Path, precision: str, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -85,6 +87,10 @@ class OpenVinoBackend:
     on AMX CPUs), "fp32" in float32. `precision` reports what the CPU really runs."""
 
     name = "openvino"
+    # OpenVINO prepares each new input shape on its first call (about 2x slower than a repeat): widths
+    # rounded up to 16 tokens leave ~10 widths instead of ~160, so a fresh server or job meets few new
+    # shapes (experiments/benchmarks/README.md). ONNX Runtime has no such cost and gains nothing.
+    pad_multiple = 16
 
     def __init__(self, path: Path, precision: str, threads: int | None = None) -> None:
         import openvino
@@ -114,6 +120,7 @@ class OpenVinoBackend:
 
 class TorchBackend:
     name = "torch"
+    pad_multiple = 1
 
     def __init__(self, model, device=None, threads: int | None = None) -> None:
         import torch

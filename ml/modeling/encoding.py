@@ -97,9 +97,9 @@ class ReplyEncoder:
             "token_type_ids": [e.type_ids for e in encodings],
         }
 
-    def pad(self, encodings: list[Encoding]) -> dict[str, np.ndarray]:
-        """One padded int64 batch (to the longest member)."""
-        width = max(len(e.ids) for e in encodings)
+    def pad(self, encodings: list[Encoding], multiple: int = 1) -> dict[str, np.ndarray]:
+        """One padded int64 batch: to the longest member, rounded up to `multiple` tokens."""
+        width = -(-max(len(e.ids) for e in encodings) // multiple) * multiple
         batch = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in MODEL_INPUTS}
         batch["input_ids"].fill(self.pad_id)
         for row, e in enumerate(encodings):

@@ -255,7 +255,7 @@ class Scorer:
         contexts = [(c or "")[: self.context_chars] for c in contexts] if contexts is not None else None
         encodings = self.encoder.encode(list(texts), contexts)
         for batch_indices in length_batches([len(e.ids) for e in encodings], self.batch_size):
-            yield batch_indices, self.encoder.pad([encodings[i] for i in batch_indices])
+            yield batch_indices, self.encoder.pad([encodings[i] for i in batch_indices], self.backend.pad_multiple)
 
     def score(
         self,
