@@ -1,8 +1,9 @@
 import numpy as np
 
 from ml.config import TrainConfig
+from ml.data.augment import augment
 from ml.data.records import UNKNOWN, label_matrix, load_labelled
-from ml.modeling.distill import dialogue_lines, soft_targets
+from ml.modeling.distill import dialogue_lines, soft_targets, teacher_contexts
 from ml.modeling.train import distillation_parts
 
 
@@ -45,3 +46,18 @@ def test_transfer_lines_teach_only_the_transfer_labels(tiny_trained_model, small
     assert len(transfer) == 2
     assert np.all((targets[:, 3] >= 0) & (targets[:, 3] <= 1))  # threatening: the teacher's probability
     assert np.all(np.delete(targets, 3, axis=1) == UNKNOWN)  # the rest add nothing to the loss
+
+
+def test_the_teacher_reads_a_context_swap_copy_with_its_source_records_context(small_splits):
+    train = load_labelled([small_splits["train"]])
+    augmented, summary = augment(train, context_dropout=0.0, noise_share=0.0, seed=1, context_swap=0.15)
+    rows, contexts = augmented.to_list(), teacher_contexts(augmented)
+    own = {row["id"]: row["context"] for row in rows}
+    swaps = [(row, context) for row, context in zip(rows, contexts) if row["source"] == "augmented:context_swap"]
+    assert len(swaps) == summary["context_swaps"] > 0
+    for row, context in swaps:
+        assert context == own[row["id"].removesuffix("~context_swap")] != row["context"]
+    assert [c for row, c in zip(rows, contexts) if row["source"] != "augmented:context_swap"] == [
+        row["context"] for row in rows if row["source"] != "augmented:context_swap"
+    ]
+    assert teacher_contexts(dialogue_lines([])) == []  # rows without ids are read as they are

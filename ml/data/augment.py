@@ -8,7 +8,8 @@
 - Context-swap copies: a seeded share of training examples whose reply is neither threatening nor a
   privacy risk gain a copy with another record's context. An unrelated customer message cannot make
   a neutral reply a threat, so both risk labels stay 0; polite, clear and empathetic may depend on
-  the context, so the copy does not give them (UNKNOWN: the loss ignores them).
+  the context, so the copy does not give them (UNKNOWN: the loss ignores them). Its id is the
+  source record's id plus CONTEXT_SWAP_SUFFIX (a teacher judges the copy by its source's context).
 
 Copies of both kinds together stay at or under 15% of the training set and are counted in the
 MLflow run.
@@ -34,6 +35,7 @@ _PUNCT = re.compile(r"[，。！？：；、,.!?:;]")
 _WIDTH = str.maketrans("，。！？：；,.!?:;", ",.!?:;，。！？：；")
 
 
+CONTEXT_SWAP_SUFFIX = "~context_swap"
 _HANDLES = ["用户", "小", "阿", "Mr", "momo", "一只", "橙子", "Lucky", "大", "jia"]
 
 
@@ -96,6 +98,11 @@ def _context_swaps(rows: list[dict], contexts: list[str], share: float, rng: ran
     for row in rng.sample(neutral, min(len(neutral), round(share * len(rows)))):
         context = rng.choice(contexts)
         if context != row["context"]:
-            swap = {**row, "id": f"{row['id']}~context_swap", "context": context, "source": "augmented:context_swap"}
+            swap = {
+                **row,
+                "id": row["id"] + CONTEXT_SWAP_SUFFIX,
+                "context": context,
+                "source": "augmented:context_swap",
+            }
             swaps.append({**swap, **dict.fromkeys(("polite", "clear", "empathetic"), UNKNOWN)})
     return swaps

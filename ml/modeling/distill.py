@@ -3,6 +3,9 @@ student trains on, so that the student learns the teacher's behaviour, not only 
 
 - labelled records: target = (1 - weight) * gold label + weight * teacher probability;
 - labels a record does not give (UNKNOWN, e.g. polite/clear of `negatives`): the teacher's probability;
+- context-swap copies (a reply paired with another record's context): the teacher's probability on
+  the reply with its own context, so the student learns that a foreign customer message does not
+  change what the reply is worth (the teacher on the swapped pair would teach it the opposite);
 - unlabelled dialogue lines (`data/indomain/*.txt`, each line scored with the line before it as
   context): the teacher's probabilities alone;
 - transfer dialogue of another domain: the teacher's probabilities on the labels such text can
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset
 
+from ml.data.augment import CONTEXT_SWAP_SUFFIX
 from ml.data.records import UNKNOWN, label_matrix
 from ml.labels import LABELS
 
@@ -33,7 +37,7 @@ def soft_targets(gold: np.ndarray, teacher: np.ndarray, weight: float) -> np.nda
 def with_teacher_targets(dataset: Dataset, teacher, weight: float, labels: Sequence[str] = LABELS) -> Dataset:
     """`dataset` (text, context, the five labels) with the given labels replaced by soft targets;
     the others keep their gold value (UNKNOWN on unlabelled lines, which the loss ignores)."""
-    probabilities = teacher.predict_proba(list(dataset["text"]), list(dataset["context"]))
+    probabilities = teacher.predict_proba(list(dataset["text"]), teacher_contexts(dataset))
     gold = label_matrix(dataset)
     untouched = [label not in labels for label in LABELS]
     targets = soft_targets(gold, probabilities, weight)
@@ -42,6 +46,19 @@ def with_teacher_targets(dataset: Dataset, teacher, weight: float, labels: Seque
     for i, label in enumerate(LABELS):
         dataset = dataset.add_column(label, targets[:, i].tolist())
     return dataset
+
+
+def teacher_contexts(dataset: Dataset) -> list[str]:
+    """The context the teacher reads with each row: the row's own, except that a context-swap copy
+    is read with its source record's context."""
+    contexts = list(dataset["context"])
+    if "id" not in dataset.column_names:
+        return contexts
+    own = dict(zip(dataset["id"], contexts))
+    return [
+        own[i.removesuffix(CONTEXT_SWAP_SUFFIX)] if i.endswith(CONTEXT_SWAP_SUFFIX) else c
+        for i, c in zip(dataset["id"], contexts)
+    ]
 
 
 def dialogue_lines(paths: Iterable[str | Path], max_chars: int = 2000) -> Dataset:
