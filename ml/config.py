@@ -143,6 +143,11 @@ class TrainConfig(StrictModel):
         description="Labels the teacher's probabilities on transfer lines teach; the loss ignores the others.",
     )
     early_stopping_patience: int = 2
+    average_last_epochs: int = Field(
+        0,
+        ge=0,
+        description="Ship the uniform average of the weights at the end of the last N epochs (0: the best epoch's).",
+    )
     threshold_objective: dict[str, str] = Field(
         default_factory=lambda: {"threatening": "precision:0.85", "privacy_risk": "precision:0.85"}
     )

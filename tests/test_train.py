@@ -223,3 +223,25 @@ def test_train_says_what_to_do_when_the_teacher_is_missing(tmp_path):
     config.write_text(f"teacher:\n  output_dir: {tmp_path / 't'}\ntrain:\n  teacher: {tmp_path / 't'}\n")
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code != 0 and "replyqa train --teacher" in message(result)
+
+
+def test_average_last_epochs_ships_the_mean_of_the_last_epochs_weights(tiny_base_model, small_splits, tmp_path):
+    from ml.modeling.train import EpochWeights, fine_tune
+
+    config = TrainConfig(
+        model_name_or_path=str(tiny_base_model),
+        train_file=str(small_splits["train"]),
+        validation_file=str(small_splits["validation"]),
+        num_train_epochs=3,
+        batch_size=16,
+        max_length=64,
+        early_stopping_patience=5,
+        average_last_epochs=2,
+    )
+    recorder = EpochWeights()
+    model, _ = fine_tune(config, tmp_path / "checkpoints", recorder)
+    assert len(recorder.states) == 3
+    name = "classifier.weight"
+    last_two = (recorder.states[1][name] + recorder.states[2][name]) / 2
+    assert not torch.equal(recorder.states[1][name], recorder.states[2][name])
+    assert torch.allclose(model.state_dict()[name].cpu(), last_two, atol=1e-6)

@@ -92,6 +92,29 @@ class MlflowMetrics(TrainerCallback):
             mlflow.log_metrics(numbers, step=state.global_step)
 
 
+class EpochWeights(TrainerCallback):
+    """A CPU copy of the weights at the end of every epoch, so that the last few can be averaged."""
+
+    def __init__(self) -> None:
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        self.states.append({name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()})
+
+
+def average_weights(model, states: list[dict[str, torch.Tensor]]):
+    """Load the uniform average of `states` into `model` (floating-point tensors; others from the last).
+    The model has no batch statistics (LayerNorm only), so the average needs no recalibration."""
+    averaged = {
+        name: torch.stack([state[name].float() for state in states]).mean(0).to(last.dtype)
+        if last.is_floating_point()
+        else last
+        for name, last in states[-1].items()
+    }
+    model.load_state_dict(averaged)
+    return model
+
+
 def load_base_model(name_or_path: str, layers: int | None = None):
     """Any Hugging Face checkpoint (hub name or local directory) with a fresh five-label head, keeping
     only its first `layers` transformer layers when given (a smaller, faster model); its tokenizer
@@ -123,8 +146,10 @@ def distillation_parts(parts: list[Dataset], config: TrainConfig) -> list[Datase
     return parts
 
 
-def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
-    """Run the Trainer with early stopping on validation macro-F1; return the best model and tokenizer."""
+def fine_tune(config: TrainConfig, work_dir: Path, epoch_weights: EpochWeights | None = None) -> tuple[object, object]:
+    """Run the Trainer with early stopping on validation macro-F1; return the best model (or, with
+    `average_last_epochs`, the average of the last epochs' weights) and the tokenizer. `epoch_weights`
+    receives every epoch's weights when given."""
     set_seed(config.seed)
     configure_cpu_threads()
     tokenizer, model = load_base_model(config.model_name_or_path, config.encoder_layers)
@@ -175,7 +200,13 @@ def fine_tune(config: TrainConfig, work_dir: Path) -> tuple[object, object]:
         pos_weight=positive_weights(label_matrix(train_set), config.pos_weight),
         callbacks=[EarlyStoppingCallback(config.early_stopping_patience), MlflowMetrics()],
     )
+    if config.average_last_epochs and epoch_weights is None:
+        epoch_weights = EpochWeights()
+    if epoch_weights is not None:
+        trainer.add_callback(epoch_weights)
     trainer.train()
+    if config.average_last_epochs:
+        return average_weights(trainer.model, epoch_weights.states[-config.average_last_epochs :]), tokenizer
     return trainer.model, tokenizer
 
 
