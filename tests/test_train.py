@@ -12,6 +12,18 @@ from ml.labels import LABELS
 from ml.modeling.train import MultiLabelTrainer, load_base_model, to_features
 
 
+def tiny_config(base_model: Path, splits: dict[str, Path], **settings) -> TrainConfig:
+    """A train config on the tiny model and the small splits; `settings` override the rest."""
+    return TrainConfig(
+        model_name_or_path=str(base_model),
+        train_file=str(splits["train"]),
+        validation_file=str(splits["validation"]),
+        test_file=str(splits["test"]),
+        batch_size=16,
+        **settings,
+    )
+
+
 def test_tiny_model_loads_back_through_from_pretrained(tiny_base_model):
     tokenizer, model = load_base_model(str(tiny_base_model))
     assert model.config.problem_type == "multi_label_classification"
@@ -150,7 +162,7 @@ def test_registered_model_loads_by_champion_alias(tiny_trained_model):
 
 
 def test_the_card_leads_with_held_out_writers_and_out_of_domain(tiny_base_model, small_splits, tmp_path):
-    from ml.config import ScoreboardConfig, TrainConfig
+    from ml.config import ScoreboardConfig
     from ml.modeling.train import train
 
     held, ood = tmp_path / "held", tmp_path / "ood"
@@ -162,14 +174,11 @@ def test_the_card_leads_with_held_out_writers_and_out_of_domain(tiny_base_model,
     (ood / "other.jsonl").write_text(
         "".join(json.dumps({**r, "id": "o" + r["id"]}, ensure_ascii=False) + "\n" for r in rows[20:]), encoding="utf-8"
     )
-    config = TrainConfig(
-        model_name_or_path=str(tiny_base_model),
+    config = tiny_config(
+        tiny_base_model,
+        small_splits,
         output_dir=str(tmp_path / "model"),
-        train_file=str(small_splits["train"]),
-        validation_file=str(small_splits["validation"]),
-        test_file=str(small_splits["test"]),
         num_train_epochs=1,
-        batch_size=16,
         max_length=96,
         context_dropout=0.3,
         noise_augmentation=0.1,
@@ -228,12 +237,10 @@ def test_train_says_what_to_do_when_the_teacher_is_missing(tmp_path):
 def test_average_last_epochs_ships_the_mean_of_the_last_epochs_weights(tiny_base_model, small_splits, tmp_path):
     from ml.modeling.train import EpochWeights, fine_tune
 
-    config = TrainConfig(
-        model_name_or_path=str(tiny_base_model),
-        train_file=str(small_splits["train"]),
-        validation_file=str(small_splits["validation"]),
+    config = tiny_config(
+        tiny_base_model,
+        small_splits,
         num_train_epochs=3,
-        batch_size=16,
         max_length=64,
         early_stopping_patience=5,
         average_last_epochs=2,
