@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from ml.evaluation.metrics import calibration, label_metrics, tune_threshold, tune_thresholds
+from ml.evaluation.metrics import calibration, label_metrics, macro_f1_intervals, tune_threshold, tune_thresholds
 from ml.labels import LABELS
 
 
@@ -86,3 +86,20 @@ def test_keyword_lexicon_does_not_depend_on_set_order():
         for seed in ("1", "2", "3")
     }
     assert len(lexicons) == 1 and "'" in lexicons.pop()
+
+
+def test_macro_f1_intervals_hold_the_estimate_and_order_a_better_system_first():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, (400, 5))
+    good = np.where(rng.random((400, 5)) < 0.9, truth, 1 - truth)  # 10% of decisions wrong
+    poor = np.where(rng.random((400, 5)) < 0.6, truth, 1 - truth)
+    intervals = macro_f1_intervals(truth, {"good": good, "poor": poor}, resamples=300)
+    for name, decisions in (("good", good), ("poor", poor)):
+        low, high = intervals[name]
+        assert low < f1_score(truth, decisions, average="macro", zero_division=0) < high
+        assert high - low < 0.1
+    assert 0 < intervals["good-poor"][0] < intervals["good-poor"][1]  # the gap is clear of zero
+    same = macro_f1_intervals(truth, {"a": good, "b": good}, resamples=50)
+    assert same["a-b"] == [0.0, 0.0]

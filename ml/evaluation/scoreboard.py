@@ -28,7 +28,7 @@ from ml.config import ReferenceRow, ScoreboardConfig, TrainConfig
 from ml.data.records import expand_paths, label_matrix, load_labelled, normalise_text
 from ml.data.text import to_traditional
 from ml.evaluation.baselines import fit_baselines
-from ml.evaluation.metrics import label_metrics, recall_at_precision
+from ml.evaluation.metrics import label_metrics, macro_f1_intervals, recall_at_precision
 from ml.labels import LABELS
 from ml.modeling.scorer import Scorer
 
@@ -82,12 +82,16 @@ def held_out_writers(
     result: dict[str, Any] = {"files": [str(f) for f in files], "records": sum(len(d) for d in kept)}
     result["excluded_shared_with_training"] = sorted(exclude)
     result["pooled"], result["per_file"] = {}, {}
+    pooled_truth, pooled_decisions = np.vstack(truths), {}
     for system in systems:
         predicted = [system.predict(d["text"], d["context"]) for d in kept]
-        result["pooled"][system.name] = set_metrics(np.vstack(truths), np.vstack(predicted), system.thresholds)
+        result["pooled"][system.name] = set_metrics(pooled_truth, np.vstack(predicted), system.thresholds)
         result["per_file"][system.name] = {
             f.stem: label_metrics(y, p, system.thresholds)["macro_f1"] for f, y, p in zip(files, truths, predicted)
         }
+        cutoffs = np.array([system.thresholds[label] for label in LABELS])
+        pooled_decisions[system.name] = (np.vstack(predicted) >= cutoffs).astype(int)
+    result["pooled_macro_f1_ci95"] = macro_f1_intervals(pooled_truth, pooled_decisions)
     return result
 
 
@@ -296,11 +300,15 @@ def scoreboard(scorer: Scorer, train_file: str, validation_file: str, config: Sc
 def headline_metrics(board: dict[str, Any]) -> dict[str, float | None]:
     """The flat numbers `dvc metrics show` prints: held-out writers first."""
     metrics: dict[str, float | None] = {}
-    for name, report in board.get("held_out_writers", {}).get("pooled", {}).items():
+    held_out = board.get("held_out_writers", {})
+    for name, report in held_out.get("pooled", {}).items():
         metrics[f"held_out_{name}_macro_f1"] = report["macro_f1"]
         for label in RISK_LABELS:
             metrics[f"held_out_{name}_{label}_recall"] = report[label]["recall"]
             metrics[f"held_out_{name}_{label}_recall_at_p85"] = report[label]["recall_at_precision_0.85"]
+    for name, (low, high) in held_out.get("pooled_macro_f1_ci95", {}).items():  # systems and gaps ("model-x")
+        name = name.replace("-", "_minus_")
+        metrics[f"held_out_{name}_macro_f1_ci95_low"], metrics[f"held_out_{name}_macro_f1_ci95_high"] = low, high
     for name, report in board.get("baselines_leave_one_slice_out", {}).items():
         metrics[f"loso_{name}_macro_f1"] = report["pooled_macro_f1"]
     for name, rates in board.get("out_of_domain", {}).items():
