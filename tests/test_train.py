@@ -188,6 +188,7 @@ def test_the_card_leads_with_held_out_writers_and_out_of_domain(tiny_base_model,
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert card.index("## Held-out writers") < card.index("## Out-of-domain") < card.index("## Test metrics")
     assert "`writer_x.jsonl`" in card and "| tfidf_logreg |" in card
+    assert "minus each baseline's, 95% paired-bootstrap interval" in card and "tfidf_logreg " in card
 
 
 BAD_OBJECTIVES = [{"rude": "f1"}, {"clear": "precision"}, {"clear": "recall:1.5"}, {"clear": "auc"}]

@@ -166,15 +166,25 @@ def generalisation_lines(board: dict[str, Any]) -> list[str]:
             "",
             "The headline: " + ", ".join(f"`{Path(f).name}`" for f in held["files"]) + ".",
             "",
-            "| system | macro-F1 | threatening R | threatening R@P≥0.85 | privacy_risk R | privacy_risk R@P≥0.85 |",
+            "| system | macro-F1 (95% interval) | threatening R | threatening R@P≥0.85 | privacy_risk R | "
+            "privacy_risk R@P≥0.85 |",
             "|---|---|---|---|---|---|",
         ]
+        intervals = held.get("pooled_macro_f1_ci95", {})
         for name, r in held["pooled"].items():
             t, p = r["threatening"], r["privacy_risk"]
+            interval = f" ({intervals[name][0]}-{intervals[name][1]})" if name in intervals else ""
             lines.append(
-                f"| {name} | {r['macro_f1']} | {t['recall']} | {t['recall_at_precision_0.85']} | "
+                f"| {name} | {r['macro_f1']}{interval} | {t['recall']} | {t['recall_at_precision_0.85']} | "
                 f"{p['recall']} | {p['recall_at_precision_0.85']} |"
             )
+        gaps = [f"{key.split('-', 1)[1]} {low:+} to {high:+}" for key, (low, high) in intervals.items() if "-" in key]
+        if gaps:
+            lines += [
+                "",
+                "The model's macro-F1 minus each baseline's, 95% paired-bootstrap interval over these replies "
+                "(not over other writers): " + "; ".join(gaps) + ".",
+            ]
         lines.append("")
     if ood := board.get("out_of_domain"):
         lines += [
