@@ -178,7 +178,7 @@ def generalisation_lines(board: dict[str, Any]) -> list[str]:
                 f"| {name} | {r['macro_f1']}{interval} | {t['recall']} | {t['recall_at_precision_0.85']} | "
                 f"{p['recall']} | {p['recall_at_precision_0.85']} |"
             )
-        gaps = [f"{key.split('-', 1)[1]} {low:+} to {high:+}" for key, (low, high) in intervals.items() if "-" in key]
+        gaps = [f"{name} {low:+} to {high:+}" for name, (low, high) in held.get("model_lead_macro_f1_ci95", {}).items()]
         if gaps:
             lines += [
                 "",

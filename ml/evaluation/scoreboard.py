@@ -45,8 +45,10 @@ class System:
     reads_context: bool
 
     def decide(self, texts: Sequence[str], contexts: Sequence[str]) -> np.ndarray:
-        cutoffs = np.array([self.thresholds[label] for label in LABELS])
-        return self.predict(list(texts), list(contexts)) >= cutoffs
+        return self.cut(self.predict(list(texts), list(contexts)))
+
+    def cut(self, probabilities: np.ndarray) -> np.ndarray:
+        return probabilities >= np.array([self.thresholds[label] for label in LABELS])
 
 
 def model_system(scorer: Scorer) -> System:
@@ -85,13 +87,15 @@ def held_out_writers(
     pooled_truth, pooled_decisions = np.vstack(truths), {}
     for system in systems:
         predicted = [system.predict(d["text"], d["context"]) for d in kept]
-        result["pooled"][system.name] = set_metrics(pooled_truth, np.vstack(predicted), system.thresholds)
+        pooled = np.vstack(predicted)
+        result["pooled"][system.name] = set_metrics(pooled_truth, pooled, system.thresholds)
         result["per_file"][system.name] = {
             f.stem: label_metrics(y, p, system.thresholds)["macro_f1"] for f, y, p in zip(files, truths, predicted)
         }
-        cutoffs = np.array([system.thresholds[label] for label in LABELS])
-        pooled_decisions[system.name] = (np.vstack(predicted) >= cutoffs).astype(int)
-    result["pooled_macro_f1_ci95"] = macro_f1_intervals(pooled_truth, pooled_decisions)
+        pooled_decisions[system.name] = system.cut(pooled).astype(int)
+    result["pooled_macro_f1_ci95"], result["model_lead_macro_f1_ci95"] = macro_f1_intervals(
+        pooled_truth, pooled_decisions
+    )
     return result
 
 
@@ -306,9 +310,11 @@ def headline_metrics(board: dict[str, Any]) -> dict[str, float | None]:
         for label in RISK_LABELS:
             metrics[f"held_out_{name}_{label}_recall"] = report[label]["recall"]
             metrics[f"held_out_{name}_{label}_recall_at_p85"] = report[label]["recall_at_precision_0.85"]
-    for name, (low, high) in held_out.get("pooled_macro_f1_ci95", {}).items():  # systems and gaps ("model-x")
-        name = name.replace("-", "_minus_")
+    for name, (low, high) in held_out.get("pooled_macro_f1_ci95", {}).items():
         metrics[f"held_out_{name}_macro_f1_ci95_low"], metrics[f"held_out_{name}_macro_f1_ci95_high"] = low, high
+    for name, (low, high) in held_out.get("model_lead_macro_f1_ci95", {}).items():
+        metrics[f"held_out_model_minus_{name}_macro_f1_ci95_low"] = low
+        metrics[f"held_out_model_minus_{name}_macro_f1_ci95_high"] = high
     for name, report in board.get("baselines_leave_one_slice_out", {}).items():
         metrics[f"loso_{name}_macro_f1"] = report["pooled_macro_f1"]
     for name, rates in board.get("out_of_domain", {}).items():
