@@ -85,7 +85,16 @@ class PretrainConfig(StrictModel):
     max_minutes: float | None = 30.0
     save_steps: int = 500  # checkpoint interval; `replyqa pretrain` resumes from the last one
     max_corpus_lines: int | None = None
+    # continue pretraining this encoder (its tokenizer, weights and MLM head) instead of starting fresh
+    initial_encoder: str | None = None
+    cpu_bf16: bool = False  # bfloat16 autocast on the CPU (about 1.5x on CPUs with AMX; fp32 elsewhere is safer)
     seed: int = 13
+
+    @model_validator(mode="after")
+    def _continue_mlm_only(self) -> PretrainConfig:
+        if self.initial_encoder and self.objective != "mlm":
+            raise ValueError("initial_encoder continues masked-language modelling: use objective: mlm")
+        return self
 
 
 def parse_objective(objective: str) -> tuple[str, float | None]:

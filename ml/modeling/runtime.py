@@ -13,10 +13,11 @@ def best_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def device_precision() -> dict[str, bool]:
-    """TrainingArguments precision flags: bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU."""
+def device_precision(cpu_bf16: bool = False) -> dict[str, bool]:
+    """TrainingArguments precision flags: bf16 where the GPU supports it, else fp16 on CUDA; on the CPU
+    fp32, or bfloat16 autocast when asked."""
     if not torch.cuda.is_available():
-        return {"use_cpu": True}
+        return {"use_cpu": True, "bf16": cpu_bf16}
     if torch.cuda.is_bf16_supported():
         return {"bf16": True}
     return {"fp16": True}
