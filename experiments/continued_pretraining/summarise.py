@@ -1,0 +1,78 @@
+"""The table and the rule of experiments/continued_pretraining/README.md, from the scoreboards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SEEDS = (13, 14)
+ROWS = {
+    "held-out macro-F1": "held_out_model_macro_f1",
+    "held-out threatening R@P≥0.85": "held_out_model_threatening_recall_at_p85",
+    "held-out privacy_risk R@P≥0.85": "held_out_model_privacy_risk_recall_at_p85",
+    "held-out threatening recall": "held_out_model_threatening_recall",
+    "held-out privacy_risk recall": "held_out_model_privacy_risk_recall",
+    "OOD threatening FPR": "ood_model_threatening_fpr",
+    "OOD privacy_risk FPR": "ood_model_privacy_risk_fpr",
+    "OOD empathetic FPR": "ood_model_empathetic_fpr",
+    "OOD polite F1": "ood_model_polite_f1",
+    "OOD clear F1": "ood_model_clear_f1",
+    "context swap threatening (neutral)": "context_swap_model_threatening_on_neutral",
+    "context swap privacy_risk (neutral)": "context_swap_model_privacy_risk_on_neutral",
+    "surface noise": "surface_noise_model_changed",
+}
+# The v1 encoder's runs of the same teacher recipe: seed 13 on this machine kind (its scoreboard is
+# re-run here), seeds 13 and 14 on the AMD machine (recorded scoreboards).
+REFERENCES = {
+    "v1 encoder, seed 13, Xeon (698f15bf7a03)": HERE / "scoreboard_v1_teacher_seed13",
+    "v1 encoder, seed 14, AMD": HERE.parent / "seed_spread" / "scoreboard",
+}
+
+
+def metrics(folder: Path) -> dict[str, float]:
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def main() -> None:
+    columns = {name: metrics(folder) for name, folder in REFERENCES.items()}
+    columns |= {f"continued, seed {seed}": metrics(HERE / f"scoreboard_seed{seed}") for seed in SEEDS}
+    print("| | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for name, key in ROWS.items():
+        print(f"| {name} | " + " | ".join(f"{m[key]:.4f}" for m in columns.values()) + " |")
+
+    base = columns["v1 encoder, seed 13, Xeon (698f15bf7a03)"]
+    runs = [columns[f"continued, seed {seed}"] for seed in SEEDS]
+
+    def values(row: str) -> list[float]:
+        return [m[ROWS[row]] for m in runs]
+
+    checks = {
+        "1 held-out macro-F1 mean ≥ 0.814, both seeds ≥ 0.804": mean(values("held-out macro-F1")) >= 0.814
+        and min(values("held-out macro-F1")) >= 0.804,
+        "2 risk R@P85 mean ≥ seed-13 Xeon run - 1 pt": all(
+            mean(values(row)) >= base[ROWS[row]] - 0.01
+            for row in ("held-out threatening R@P≥0.85", "held-out privacy_risk R@P≥0.85")
+        ),
+        "3a OOD threat/privacy FPR mean ≤ seed-13 Xeon run + 0.5 pt": all(
+            mean(values(row)) <= base[ROWS[row]] + 0.005 for row in ("OOD threatening FPR", "OOD privacy_risk FPR")
+        ),
+        "3b OOD empathetic FPR ≤ 5% both seeds": max(values("OOD empathetic FPR")) <= 0.05,
+        "3c OOD polite/clear F1 mean ≥ seed-13 Xeon run - 2 pt": all(
+            mean(values(row)) >= base[ROWS[row]] - 0.02 for row in ("OOD polite F1", "OOD clear F1")
+        ),
+        "4 surface noise ≤ 2.5% both seeds": max(values("surface noise")) <= 0.025,
+    }
+    print()
+    for name, passed in checks.items():
+        print(f"- {name}: {'passes' if passed else 'FAILS'}")
+    print(f"\nAdopt: {all(checks.values())}")
+
+
+if __name__ == "__main__":
+    main()
