@@ -5,23 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ml.evaluation.scoreboard import JUDGED_METRICS as ROWS
+
 HERE = Path(__file__).parent
 SEEDS = (13, 14)
-ROWS = {
-    "held-out macro-F1": "held_out_model_macro_f1",
-    "held-out threatening R@P≥0.85": "held_out_model_threatening_recall_at_p85",
-    "held-out privacy_risk R@P≥0.85": "held_out_model_privacy_risk_recall_at_p85",
-    "held-out threatening recall": "held_out_model_threatening_recall",
-    "held-out privacy_risk recall": "held_out_model_privacy_risk_recall",
-    "OOD threatening FPR": "ood_model_threatening_fpr",
-    "OOD privacy_risk FPR": "ood_model_privacy_risk_fpr",
-    "OOD empathetic FPR": "ood_model_empathetic_fpr",
-    "OOD polite F1": "ood_model_polite_f1",
-    "OOD clear F1": "ood_model_clear_f1",
-    "context swap threatening (neutral)": "context_swap_model_threatening_on_neutral",
-    "context swap privacy_risk (neutral)": "context_swap_model_privacy_risk_on_neutral",
-    "surface noise": "surface_noise_model_changed",
-}
 
 
 def metrics(arm: str, seed: int) -> dict[str, float]:
