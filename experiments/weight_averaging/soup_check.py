@@ -13,10 +13,11 @@ val = load_labelled(["data/split/validation.jsonl"])
 y = label_matrix(val)
 dirs = ["experiments/weight_averaging/model_best_seed13", "experiments/weight_averaging/model_best_seed14"]
 models = [AutoModelForSequenceClassification.from_pretrained(d, dtype=torch.float32) for d in dirs]
+weights = [m.state_dict() for m in models]
 soup = AutoModelForSequenceClassification.from_pretrained(dirs[0], dtype=torch.float32)
-soup.load_state_dict({k: (models[0].state_dict()[k] + models[1].state_dict()[k]) / 2 for k in soup.state_dict()})
+soup.load_state_dict({k: (weights[0][k] + weights[1][k]) / 2 for k in weights[0]})
+scorer = Scorer.load(dirs[0], runtime="torch")  # its tokenizer and input handling; the weights are swapped in
 for name, m in [("s13", models[0]), ("s14", models[1]), ("soup", soup)]:
-    sc = Scorer.load(dirs[0], runtime="torch")
-    sc.backend = TorchBackend(m)
-    p = sc.predict_proba(val["text"], val["context"])
+    scorer.backend = TorchBackend(m)
+    p = scorer.predict_proba(val["text"], val["context"])
     print(name, round(f1_score(y, p >= 0.5, average="macro"), 4))
