@@ -217,7 +217,12 @@ class ReplacedTokenObjective(nn.Module):
             self.replaced_head(hidden).squeeze(-1)[active], replaced[active]
         )
         loss = generator_loss + self.discriminator_weight * detection_loss
-        return {"loss": loss, "mlm_loss": generator_loss.detach(), "rtd_loss": detection_loss.detach()}
+        return {
+            "loss": loss,
+            "mlm_loss": generator_loss.detach(),
+            "rtd_loss": detection_loss.detach(),
+            "replaced_share": replaced[active].mean().detach(),  # the detector's base rate is its entropy
+        }
 
 
 def bert_config(config: PretrainConfig, vocab_size: int, pad_token_id: int, generator: bool = False) -> BertConfig:
