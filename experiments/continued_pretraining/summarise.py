@@ -1,8 +1,14 @@
-"""The table and the rule of experiments/continued_pretraining/README.md, from the scoreboards."""
+"""The table and the rule of experiments/continued_pretraining/README.md, from the scoreboards. The same
+rule judges other candidates of the teacher recipe against the same reference runs:
+
+    python experiments/continued_pretraining/summarise.py [CANDIDATE_DIR NAME]
+
+where CANDIDATE_DIR holds scoreboard_seed13/ and scoreboard_seed14/ (e.g. experiments/reply_max_pool)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ml.evaluation.scoreboard import JUDGED_METRICS as ROWS
@@ -25,16 +31,16 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def main() -> None:
+def main(candidate: Path = HERE, label: str = "continued") -> None:
     columns = {name: metrics(folder) for name, folder in REFERENCES.items()}
-    columns |= {f"continued, seed {seed}": metrics(HERE / f"scoreboard_seed{seed}") for seed in SEEDS}
+    columns |= {f"{label}, seed {seed}": metrics(candidate / f"scoreboard_seed{seed}") for seed in SEEDS}
     print("| | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name, key in ROWS.items():
         print(f"| {name} | " + " | ".join(f"{m[key]:.4f}" for m in columns.values()) + " |")
 
     base = columns["v1 encoder, seed 13, Xeon (698f15bf7a03)"]
-    runs = [columns[f"continued, seed {seed}"] for seed in SEEDS]
+    runs = [columns[f"{label}, seed {seed}"] for seed in SEEDS]
 
     def values(row: str) -> list[float]:
         return [m[ROWS[row]] for m in runs]
@@ -62,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*((Path(sys.argv[1]), sys.argv[2]) if len(sys.argv) > 2 else ()))
