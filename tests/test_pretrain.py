@@ -93,6 +93,8 @@ def test_replaced_token_detection_learns_from_every_token(tmp_path):
     )
     outputs = objective(**batch)
     assert torch.isfinite(outputs["loss"]) and outputs["rtd_loss"] > 0 and outputs["mlm_loss"] > 0
+    # only masked positions can be replaced, and a sample equal to the original does not count
+    assert 0 < outputs["replaced_share"] <= masked.sum() / batch["attention_mask"].sum()
     outputs["loss"].backward()
     # the encoder's layers learn from the detection loss; the generator shares its token embeddings
     assert objective.encoder.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
