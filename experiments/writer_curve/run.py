@@ -27,6 +27,7 @@ HERE = Path(__file__).parent
 WRITER_COUNTS = (3, 6, 12, 18, 24)
 DRAWS = 4
 FIXED_RECORDS = 2000  # the second curve: this many training records, whatever the number of writers
+VOLUME_RECORDS = (2000, 4000, 6000)  # the third: all 24 writers, this many of their records
 
 
 def slice_of(record_id: str) -> str:
@@ -64,6 +65,9 @@ def main() -> None:
             enough = sum(slice_of(record_id) in set(slices) for record_id in train["id"]) >= FIXED_RECORDS
             if enough:
                 jobs.append((f"{FIXED_RECORDS} records", count, draw, slices, FIXED_RECORDS))
+    for records in VOLUME_RECORDS:  # added after the first two curves: all writers, fewer records
+        for draw in range(DRAWS):
+            jobs.append(("all 24 writers", len(writers), draw, writers, records))
     scores = Parallel(n_jobs=2)(
         delayed(fit_and_score)(
             train, validation, held_out, settings.train.threshold_objective, slices, records, 7 * count + draw
@@ -71,15 +75,32 @@ def main() -> None:
         for _, count, draw, slices, records in jobs
     )
     results = [
-        {"curve": curve, "writers": count, "draw": draw, "slices": slices, "held_out_macro_f1": round(score, 4)}
-        for (curve, count, draw, slices, _), score in zip(jobs, scores)
+        {
+            "curve": curve,
+            "writers": count,
+            "draw": draw,
+            "records": records,
+            "slices": slices,
+            "held_out_macro_f1": round(score, 4),
+        }
+        for (curve, count, draw, slices, records), score in zip(jobs, scores)
     ]
     (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     for curve in sorted({r["curve"] for r in results}):
         for count in WRITER_COUNTS:
             values = [r["held_out_macro_f1"] for r in results if r["curve"] == curve and r["writers"] == count]
-            if values:
-                print(f"{curve:>13} | {count:2d} writers | mean {np.mean(values):.4f} | draws {values}")
+            if values and curve != "all 24 writers":
+                print(f"{curve:>14} | {count:2d} writers | mean {np.mean(values):.4f} | draws {values}")
+    for records, values in volume_curve(results).items():
+        print(f"{'all 24 writers':>14} | {records:5d} records | mean {np.mean(values):.4f} | draws {values}")
+
+
+def volume_curve(results: list[dict]) -> dict[int, list[float]]:
+    curve: dict[int, list[float]] = {}
+    for r in results:
+        if r["curve"] == "all 24 writers":
+            curve.setdefault(r["records"], []).append(r["held_out_macro_f1"])
+    return curve
 
 
 if __name__ == "__main__":
