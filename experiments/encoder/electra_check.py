@@ -61,7 +61,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     random.seed(0)
-    lines = [line for path in sorted(Path("data/indomain").glob("*.txt")) for line in path.read_text().splitlines()]
+    lines = [
+        line
+        for path in sorted(Path("data/indomain").glob("*.txt"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
     work = Path(tempfile.mkdtemp())
     (work / "corpus.txt").write_text("\n".join(lines[:9000]), encoding="utf-8")
     config = PretrainConfig(
