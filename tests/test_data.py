@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.data.records import load_labelled, load_records, load_unlabelled, near_duplicate_pairs
+from ml.data.records import load_labelled, load_records, load_unlabelled, near_duplicate_pairs, writer_slice
 from ml.data.split import split_records
 from ml.data.stats import corpus_stats
 
@@ -159,3 +159,11 @@ def test_split_keeps_near_duplicates_together():
 @pytest.mark.parametrize("path", sorted(Path("data/labelled").glob("*.jsonl")), ids=lambda p: p.name)
 def test_shipped_corpus_is_valid(path):
     assert load_records([path]).errors == []
+
+
+def test_every_labelled_record_belongs_to_the_slice_its_file_names():
+    # writer-grouped experiments tell training writers apart by the id prefix
+    assert writer_slice("v2b-0012") == "v2b" and writer_slice("a-0001") == "a"
+    for path in sorted(Path("data/labelled").glob("*.jsonl")):
+        slices = {writer_slice(record_id) for record_id in load_labelled([path])["id"]}
+        assert slices == {path.stem.split("_")[0]}, path

@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ml.config import PretrainConfig
 from ml.modeling.pretrain import (
@@ -47,10 +46,8 @@ def uniform_detection_loss(
     corrupted = ids.clone()
     corrupted[picked] = torch.randint(5, vocab_size, (int(picked.sum()),))
     replaced = (corrupted != torch.where(picked, labels, ids)).float()
-    active = attention.bool()
-    hidden = objective.encoder(input_ids=corrupted, attention_mask=attention).last_hidden_state
-    logits = objective.replaced_head(hidden).squeeze(-1)[active]
-    return F.binary_cross_entropy_with_logits(logits, replaced[active]), float(replaced[active].mean())
+    share = float(replaced[attention.bool()].mean())
+    return objective.detection_loss(corrupted, attention, replaced), share
 
 
 def main() -> None:
@@ -100,7 +97,7 @@ def main() -> None:
         optimiser.step()
         if step % 50 == 0:
             shown = " ".join(f"{k} {v:.3f}" for k, v in parts.items())
-            print(f"step {step:4d}  {shown}  base rate {entropy(float(share)):.3f} (replaced {float(share):.3f})")
+            print(f"step {step:4d}  {shown}  base rate {entropy(share):.3f} (replaced {share:.3f})")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.config import load_config
-from ml.data.records import label_matrix, load_labelled
+from ml.data.records import label_matrix, load_labelled, writer_slice
 from ml.evaluation.metrics import tune_thresholds
 from ml.modeling.model_info import ModelInfo
 from ml.modeling.scorer import Scorer
@@ -37,14 +37,10 @@ FOLDS = [  # each fold mixes collection, service, privacy and third-party writer
 ]
 
 
-def writer(record_id: str) -> str:
-    return record_id.split("-")[0]
-
-
 def write_subset(sources: list[str], writers: set[str], inside: bool, target: Path) -> Path:
     """The records of `sources` whose writer is (inside=True) or is not in `writers`."""
     lines = [line for source in sources for line in Path(source).read_text(encoding="utf-8").splitlines()]
-    kept = [line for line in lines if line.strip() and (writer(json.loads(line)["id"]) in writers) == inside]
+    kept = [line for line in lines if line.strip() and (writer_slice(json.loads(line)["id"]) in writers) == inside]
     target.write_text("\n".join(kept) + "\n", encoding="utf-8")
     return target
 

@@ -11,6 +11,8 @@ import json
 import random
 from pathlib import Path
 
+from ml.data.records import writer_slice
+
 HERE = Path(__file__).parent
 
 
@@ -18,7 +20,7 @@ def main() -> None:
     lines = Path("data/split/train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     by_slice: dict[str, list[int]] = {}
     for index, line in enumerate(lines):
-        by_slice.setdefault(json.loads(line)["id"].rsplit("-", 1)[0], []).append(index)
+        by_slice.setdefault(writer_slice(json.loads(line)["id"]), []).append(index)
     for draw in (13, 14):
         rng = random.Random(draw)
         kept = sorted(i for rows in by_slice.values() for i in rng.sample(rows, round(len(rows) / 2)))

@@ -15,10 +15,11 @@ import random
 from pathlib import Path
 
 import numpy as np
+from datasets import concatenate_datasets
 from joblib import Parallel, delayed
 
 from ml.config import load_config
-from ml.data.records import label_matrix, load_labelled
+from ml.data.records import label_matrix, load_labelled, writer_slice
 from ml.evaluation.baselines import TfidfLogReg
 from ml.evaluation.metrics import label_metrics, tune_thresholds
 from ml.evaluation.scoreboard import shared_with_training
@@ -30,17 +31,13 @@ FIXED_RECORDS = 2000  # the second curve: this many training records, whatever t
 VOLUME_RECORDS = (2000, 4000, 6000)  # the third: all 24 writers, this many of their records
 
 
-def slice_of(record_id: str) -> str:
-    return record_id.rsplit("-", 1)[0]
-
-
 def fit_and_score(train, validation, held_out, objectives, slices: list[str], records: int | None, seed: int) -> float:
     chosen = set(slices)
-    rows = [i for i, record_id in enumerate(train["id"]) if slice_of(record_id) in chosen]
+    rows = [i for i, record_id in enumerate(train["id"]) if writer_slice(record_id) in chosen]
     if records is not None:
         rows = random.Random(seed).sample(rows, records)
     part = train.select(rows)
-    tune = validation.select([i for i, record_id in enumerate(validation["id"]) if slice_of(record_id) in chosen])
+    tune = validation.select([i for i, record_id in enumerate(validation["id"]) if writer_slice(record_id) in chosen])
     model = TfidfLogReg().fit(part["text"], label_matrix(part))
     thresholds = tune_thresholds(label_matrix(tune), model.predict_proba(tune["text"]), objectives)
     y = label_matrix(held_out).astype(int)
@@ -54,16 +51,16 @@ def main() -> None:
     files = sorted(Path(settings.scoreboard.held_out).glob("*.jsonl"))
     sets = {f: load_labelled([str(f)]) for f in files}
     exclude = shared_with_training(train_file, sets)
-    held_out = load_labelled([str(f) for f in files])
+    held_out = concatenate_datasets(list(sets.values()))
     held_out = held_out.select([i for i, record_id in enumerate(held_out["id"]) if record_id not in exclude])
-    writers = sorted({slice_of(record_id) for record_id in train["id"]})
+    writers = sorted({writer_slice(record_id) for record_id in train["id"]})
     jobs = []
     for count in WRITER_COUNTS:
         for draw in range(DRAWS if count < len(writers) else 1):
             slices = random.Random(1000 * count + draw).sample(writers, count)
             jobs.append(("all records", count, draw, slices, None))
-            enough = sum(slice_of(record_id) in set(slices) for record_id in train["id"]) >= FIXED_RECORDS
-            if enough:
+            chosen = set(slices)
+            if sum(writer_slice(record_id) in chosen for record_id in train["id"]) >= FIXED_RECORDS:
                 jobs.append((f"{FIXED_RECORDS} records", count, draw, slices, FIXED_RECORDS))
     for records in VOLUME_RECORDS:  # added after the first two curves: all writers, fewer records
         for draw in range(DRAWS):

@@ -310,6 +310,11 @@ def load_unlabelled(path: str | Path, text_col: str = "text", context_col: str |
 # ---------------------------------------------------------------- near-duplicates
 
 
+def writer_slice(record_id: str) -> str:
+    """The slice (one brief, one writer) a labelled record belongs to: its id's prefix, "v2b" of "v2b-0012"."""
+    return record_id.rsplit("-", 1)[0]
+
+
 def normalise_text(text: str) -> str:
     """NFKC, lower case, punctuation/whitespace/symbols removed: the form compared for near-duplicates."""
     text = unicodedata.normalize("NFKC", text).lower()

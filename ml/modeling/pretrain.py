@@ -211,18 +211,20 @@ class ReplacedTokenObjective(nn.Module):
         corrupted[picked] = sampled
         replaced = torch.zeros_like(input_ids, dtype=torch.float)
         replaced[picked] = (sampled != labels[picked]).float()
-        hidden = self.encoder(input_ids=corrupted, attention_mask=attention_mask).last_hidden_state
-        active = attention_mask.bool()
-        detection_loss = F.binary_cross_entropy_with_logits(
-            self.replaced_head(hidden).squeeze(-1)[active], replaced[active]
-        )
+        detection_loss = self.detection_loss(corrupted, attention_mask, replaced)
         loss = generator_loss + self.discriminator_weight * detection_loss
         return {
             "loss": loss,
             "mlm_loss": generator_loss.detach(),
             "rtd_loss": detection_loss.detach(),
-            "replaced_share": replaced[active].mean().detach(),  # the detector's base rate is its entropy
+            "replaced_share": replaced[attention_mask.bool()].mean().detach(),  # its entropy is the base rate
         }
+
+    def detection_loss(self, corrupted, attention_mask, replaced) -> torch.Tensor:
+        """The discriminator's loss: for every real token of `corrupted`, was it replaced (1) or not (0)?"""
+        hidden = self.encoder(input_ids=corrupted, attention_mask=attention_mask).last_hidden_state
+        active = attention_mask.bool()
+        return F.binary_cross_entropy_with_logits(self.replaced_head(hidden).squeeze(-1)[active], replaced[active])
 
 
 def bert_config(config: PretrainConfig, vocab_size: int, pad_token_id: int, generator: bool = False) -> BertConfig:
