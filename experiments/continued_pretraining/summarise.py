@@ -1,9 +1,11 @@
 """The table and the rule of experiments/continued_pretraining/README.md, from the scoreboards. The same
 rule judges other candidates of the teacher recipe against the same reference runs:
 
-    python experiments/continued_pretraining/summarise.py [CANDIDATE_DIR NAME]
+    python experiments/continued_pretraining/summarise.py [CANDIDATE_DIR NAME [MEAN_BAR MIN_BAR]]
 
-where CANDIDATE_DIR holds scoreboard_seed13/ and scoreboard_seed14/ (e.g. experiments/reply_max_pool)."""
+where CANDIDATE_DIR holds scoreboard_seed13/ and scoreboard_seed14/ (e.g. experiments/reply_max_pool).
+MEAN_BAR and MIN_BAR replace the held-out macro-F1 bars of rule 1 (0.814 and 0.804) for a candidate whose
+README set others before its runs (experiments/data_v8)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def main(candidate: Path = HERE, label: str = "continued") -> None:
+def main(candidate: Path = HERE, label: str = "continued", mean_bar: float = 0.814, min_bar: float = 0.804) -> None:
     columns = {name: metrics(folder) for name, folder in REFERENCES.items()}
     columns |= {f"{label}, seed {seed}": metrics(candidate / f"scoreboard_seed{seed}") for seed in SEEDS}
     print("| | " + " | ".join(columns) + " |")
@@ -46,8 +48,8 @@ def main(candidate: Path = HERE, label: str = "continued") -> None:
         return [m[ROWS[row]] for m in runs]
 
     checks = {
-        "1 held-out macro-F1 mean ≥ 0.814, both seeds ≥ 0.804": mean(values("held-out macro-F1")) >= 0.814
-        and min(values("held-out macro-F1")) >= 0.804,
+        f"1 held-out macro-F1 mean ≥ {mean_bar}, both seeds ≥ {min_bar}": mean(values("held-out macro-F1")) >= mean_bar
+        and min(values("held-out macro-F1")) >= min_bar,
         "2 risk R@P85 mean ≥ seed-13 Xeon run - 1 pt": all(
             mean(values(row)) >= base[ROWS[row]] - 0.01
             for row in ("held-out threatening R@P≥0.85", "held-out privacy_risk R@P≥0.85")
@@ -68,4 +70,5 @@ def main(candidate: Path = HERE, label: str = "continued") -> None:
 
 
 if __name__ == "__main__":
-    main(*((Path(sys.argv[1]), sys.argv[2]) if len(sys.argv) > 2 else ()))
+    args = sys.argv[1:]
+    main(*([Path(args[0]), args[1], *map(float, args[2:4])] if len(args) > 1 else []))
