@@ -42,7 +42,9 @@ def main() -> None:
     new = sorted(load_records(expand_paths([str(V8)])).records, key=lambda r: r.id)
     evaluation = evaluation_texts()
     texts = [r.text for r in kept] + [r.text for r in new] + [t for _, t in evaluation]
-    owner = [("labelled", r) for r in kept] + [("v8", r) for r in new] + [("evaluation", name) for name, _ in evaluation]
+    owner = (
+        [("labelled", r) for r in kept] + [("v8", r) for r in new] + [("evaluation", name) for name, _ in evaluation]
+    )
     first_new, first_eval = len(kept), len(kept) + len(new)
     links: dict[int, list[int]] = {}
     for a, b, score in near_duplicate_pairs(texts, 0.80):
@@ -52,7 +54,9 @@ def main() -> None:
         links.setdefault(b, []).append(a)
 
     runs = {text[i : i + 16] for _, text in evaluation for i in range(len(text) - 15)}
-    dropped: dict[str, str] = {r.id: "evaluation: a shared 16-character run" for r in new if shares_formula(r.text, runs)}
+    dropped: dict[str, str] = {
+        r.id: "evaluation: a shared 16-character run" for r in new if shares_formula(r.text, runs)
+    }
     for i in range(first_new, first_eval):
         record = owner[i][1]
         if record.id in dropped:
@@ -68,7 +72,12 @@ def main() -> None:
     with LOG.open("w", encoding="utf-8") as log:
         for record in new:
             if record.id in dropped:
-                log.write(json.dumps({"id": record.id, "text": record.text, "matches": dropped[record.id]}, ensure_ascii=False) + "\n")
+                log.write(
+                    json.dumps(
+                        {"id": record.id, "text": record.text, "matches": dropped[record.id]}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
     for path in sorted(V8.glob("*.jsonl")):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         out = []
@@ -80,8 +89,9 @@ def main() -> None:
             out.append(json.dumps(row, ensure_ascii=False))
         path.write_text("\n".join(out) + "\n", encoding="utf-8")
     by_kind = {k: sum(1 for v in dropped.values() if v.startswith(k)) for k in ("labelled", "v8")}
-    print(f"dropped {len(dropped)} of {len(new)} v8 records {by_kind}, evaluation {len(dropped) - sum(by_kind.values())}; "
-          f"{len(partners)} pairs lost a member")
+    evaluation_drops = len(dropped) - sum(by_kind.values())
+    print(f"dropped {len(dropped)} of {len(new)} v8 records {by_kind}, evaluation {evaluation_drops}; ", end="")
+    print(f"{len(partners)} pairs lost a member")
 
 
 if __name__ == "__main__":
