@@ -68,6 +68,9 @@ def main() -> None:
             dropped[record.id] = other if kind == "evaluation" else f"{kind}:{other.id}"
             break
 
+    if not dropped:
+        print("nothing to drop; data/v8 and the log are left as they are")  # the files are already deduplicated
+        return
     partners = {r.pair for r in new if r.id in dropped and r.pair}
     with LOG.open("w", encoding="utf-8") as log:
         for record in new:
