@@ -1,0 +1,62 @@
+"""Analysis after the stage-1 verdict (experiments/data_v8/README.md): on the same split, what do the v8
+records add to the TF-IDF baseline on each held-out writer and label? The baseline is fitted on the
+split's training records with and without v8 (cut-offs tuned on the matching validation records, the
+scoreboard's objectives) and scored on the held-out writers with the scoreboard's exclusions.
+
+    python experiments/data_v8/baseline_check.py    # seconds; writes baseline_check.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datasets import concatenate_datasets
+
+from ml.config import load_config
+from ml.data.records import label_matrix, load_labelled, writer_slice
+from ml.evaluation.baselines import TfidfLogReg
+from ml.evaluation.metrics import label_metrics, tune_thresholds
+from ml.evaluation.scoreboard import shared_with_training
+from ml.labels import LABELS
+
+HERE = Path(__file__).parent
+
+
+def without_v8(dataset):
+    return dataset.select([i for i, record_id in enumerate(dataset["id"]) if not writer_slice(record_id).startswith("v8")])
+
+
+def scores(train, validation, sets: dict[Path, object], objectives: dict[str, str]) -> dict[str, dict]:
+    model = TfidfLogReg().fit(train["text"], label_matrix(train))
+    thresholds = tune_thresholds(label_matrix(validation), model.predict_proba(validation["text"]), objectives)
+    result = {}
+    for path, held in sets.items():
+        metrics = label_metrics(label_matrix(held).astype(int), model.predict_proba(held["text"]), thresholds)
+        result[path.stem] = {"macro_f1": metrics["macro_f1"]} | {
+            label: metrics[label]["f1"] for label in LABELS
+        }
+    return result
+
+
+def main() -> None:
+    settings = load_config(HERE / "config_seed13.yaml")
+    train_file = settings.train.train_file
+    train, validation = load_labelled([train_file]), load_labelled([settings.train.validation_file])
+    sets = {f: load_labelled([str(f)]) for f in sorted(Path(settings.scoreboard.held_out).glob("*.jsonl"))}
+    exclude = shared_with_training(train_file, sets)
+    sets = {f: d.select([i for i, r in enumerate(d["id"]) if r not in exclude]) for f, d in sets.items()}
+    sets[Path("pooled")] = concatenate_datasets(list(sets.values()))  # the scoreboard's headline
+    objectives = settings.teacher.threshold_objective
+    result = {
+        "records": {"with_v8": len(train), "without_v8": len(without_v8(train))},
+        "with_v8": scores(train, validation, sets, objectives),
+        "without_v8": scores(without_v8(train), without_v8(validation), sets, objectives),
+    }
+    (HERE / "baseline_check.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    for name in ("without_v8", "with_v8"):
+        print(name, {writer: row["macro_f1"] for writer, row in result[name].items()})
+
+
+if __name__ == "__main__":
+    main()
