@@ -5,7 +5,7 @@ scoreboard's objectives) and scored on the held-out writers with the scoreboard'
 
 Then the mixture question, post hoc: v8 keeps all its threats but only as many of its risk-free
 replies as give it the threat share of v1-v6 ("v8 at the old mixture"), against the same number of
-v8 records drawn at random ("v8 at its own mixture"), four draws each.
+v8 records drawn at random ("v8 same size at random", its own mixture), four draws each.
 
     python experiments/data_v8/baseline_check.py    # seconds; writes baseline_check.json
 """
@@ -29,16 +29,18 @@ from ml.labels import LABELS
 HERE = Path(__file__).parent
 
 
+def from_v8(record_id: str) -> bool:
+    return writer_slice(record_id).startswith("v8")
+
+
 def without_v8(dataset):
-    return dataset.select(
-        [i for i, record_id in enumerate(dataset["id"]) if not writer_slice(record_id).startswith("v8")]
-    )
+    return dataset.select([i for i, record_id in enumerate(dataset["id"]) if not from_v8(record_id)])
 
 
 def v8_rows(dataset, seed: int, old_mixture: bool) -> list[int]:
     """All non-v8 rows plus a draw of v8 rows: at the old mixture, every v8 threat and privacy risk and
     enough risk-free v8 replies for v1-v6's threat share; otherwise as many v8 rows at random."""
-    is_v8 = np.array([writer_slice(r).startswith("v8") for r in dataset["id"]])
+    is_v8 = np.array([from_v8(record_id) for record_id in dataset["id"]])
     threat, privacy = np.array(dataset["threatening"]) == 1, np.array(dataset["privacy_risk"]) == 1
     old_share = threat[~is_v8].mean()
     v8_size = round(threat[is_v8].sum() / old_share)
