@@ -88,7 +88,7 @@ def main() -> None:
             writer: {key: round(float(np.mean([run[writer][key] for run in runs])), 4) for key in runs[0][writer]}
             for writer in runs[0]
         }
-        result["records"][name] = len(v8_rows(train, 0, old_mixture))
+        result["records"][name] = len(part)  # every draw has the same size
     (HERE / "baseline_check.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for name in ("without_v8", "with_v8", "v8_at_old_mixture", "v8_same_size_at_random"):
         print(name, {writer: row["macro_f1"] for writer, row in result[name].items()})
