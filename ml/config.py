@@ -10,13 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ml.labels import LABELS, Label, is_share_per_label
 
-MAX_COPY_SHARE = 0.15  # training-time copies (noise, context swap), as a share of the training set
+MAX_COPY_SHARE = 0.15  # training-time copies (noise, context swap, courtesy), as a share of the training set
 
 
-def check_copy_shares(noise_share: float, context_swap: float) -> None:
-    """Training-time copies of both kinds together stay within MAX_COPY_SHARE; ValueError otherwise."""
-    if noise_share < 0 or context_swap < 0 or round(noise_share + context_swap, 9) > MAX_COPY_SHARE:
-        raise ValueError(f"noise_augmentation + context_swap must be between 0 and {MAX_COPY_SHARE:.0%}")
+def check_copy_shares(*shares: float) -> None:
+    """Training-time copies of all kinds together stay within MAX_COPY_SHARE; ValueError otherwise."""
+    if any(share < 0 for share in shares) or round(sum(shares), 9) > MAX_COPY_SHARE:
+        raise ValueError(
+            f"noise_augmentation + context_swap + courtesy_threats must be between 0 and {MAX_COPY_SHARE:.0%}"
+        )
 
 
 class StrictModel(BaseModel):
@@ -134,6 +136,12 @@ class TrainConfig(StrictModel):
     context_swap: float = Field(
         0.0, ge=0, le=MAX_COPY_SHARE, description="Share given a copy with another record's context (neutral replies)."
     )
+    courtesy_threats: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_COPY_SHARE,
+        description="Share (of the training set) of copies of threatening replies wrapped in service courtesy.",
+    )
     negatives: list[str] = Field(
         default_factory=list,
         description="Files or folders of replies giving only some labels (data/negatives); the loss ignores the rest.",
@@ -167,7 +175,7 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def copies_bounded(self) -> TrainConfig:
-        check_copy_shares(self.noise_augmentation, self.context_swap)
+        check_copy_shares(self.noise_augmentation, self.context_swap, self.courtesy_threats)
         return self
 
     @field_validator("threshold_objective")

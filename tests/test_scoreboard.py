@@ -171,6 +171,21 @@ def test_context_swap_copies_keep_risk_at_zero_and_leave_the_other_labels_unknow
         TrainConfig(noise_augmentation=0.1, context_swap=0.1)
 
 
+def test_courtesy_copies_wrap_threats_only_and_keep_every_label(tmp_path):
+    rows = [labelled(str(i), f"再不还钱就把你欠{i}00元的事发给你单位。", threatening=int(i < 40)) for i in range(200)]
+    dataset = load_labelled([write_jsonl(tmp_path / "train.jsonl", rows)])
+    augmented, summary = augment(dataset, 0.0, 0.05, 1, courtesy_threats=0.1)
+    originals = {r["id"]: r for r in dataset.to_list()}
+    copies = [r for r in augmented.to_list() if r["source"] == "augmented:courtesy"]
+    assert summary["courtesy_copies"] == len(copies) == 20 and len({c["id"] for c in copies}) == 20
+    for copy in copies:
+        original = originals[copy["id"].split("~")[0]]
+        assert original["threatening"] == 1 and original["text"] in copy["text"] != original["text"]
+        assert [copy[k] for k in LABELS] == [original[k] for k in LABELS]
+    with pytest.raises(ValueError):
+        TrainConfig(noise_augmentation=0.1, courtesy_threats=0.1)  # all copies share the 15% bound
+
+
 def test_each_noise_kind_rewrites_only_the_surface():
     import random
     import re

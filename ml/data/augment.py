@@ -10,8 +10,12 @@
   a neutral reply a threat, so both risk labels stay 0; polite, clear and empathetic may depend on
   the context, so the copy does not give them (UNKNOWN: the loss ignores them). Its id is the
   source record's id plus CONTEXT_SWAP_SUFFIX (a teacher judges the copy by its source's context).
+- Courtesy copies: a seeded share (of the training set) of copies of threatening replies, wrapped in
+  a service greeting and/or sign-off (您好，… 祝您生活愉快). Courtesy never cancels a threat and a threat
+  anywhere makes a reply impolite (data/GUIDELINES.md), so every label stays. The shipped model loses
+  threats once they are wrapped so (experiments/courtesy_copies/): this teaches it otherwise.
 
-Copies of both kinds together stay at or under 15% of the training set and are counted in the
+Copies of all kinds together stay at or under 15% of the training set and are counted in the
 MLflow run.
 
 The scoreboard's invariance probes (ml/evaluation/scoreboard.py) use their own transforms; the overlap
@@ -36,6 +40,40 @@ _WIDTH = str.maketrans("，。！？：；,.!?:;", ",.!?:;，。！？：；")
 
 
 CONTEXT_SWAP_SUFFIX = "~context_swap"
+COURTESY_OPENERS = [
+    "您好，",
+    "您好！",
+    "你好，",
+    "亲，",
+    "亲亲您好～",
+    "不好意思打扰您了，",
+    "打扰一下，",
+    "温馨提示：",
+    "【温馨提示】",
+    "尊敬的客户您好，",
+    "先生您好，",
+    "女士您好，",
+    "早上好，",
+    "您好，这边是贷后服务中心，",
+    "抱歉打扰，",
+    "麻烦您听我说一下，",
+    "感谢您接听，",
+    "您好 我这边是客服 ",
+]
+COURTESY_CLOSERS = [
+    "谢谢您的配合。",
+    "祝您生活愉快！",
+    "感谢您的理解和支持～",
+    "有任何疑问欢迎随时联系我们。",
+    "辛苦了🙏",
+    "麻烦您了，谢谢！",
+    "祝您一切顺利。",
+    "感谢您的耐心～",
+    "请您知悉，谢谢。",
+    "谢谢！",
+    "祝您周末愉快😊",
+    "感谢您的支持 再见",
+]
 _HANDLES = ["用户", "小", "阿", "Mr", "momo", "一只", "橙子", "Lucky", "大", "jia"]
 
 
@@ -62,11 +100,16 @@ NOISE: dict[str, Callable[[str, random.Random], str]] = {
 
 
 def augment(
-    dataset: Dataset, context_dropout: float, noise_share: float, seed: int, context_swap: float = 0.0
+    dataset: Dataset,
+    context_dropout: float,
+    noise_share: float,
+    seed: int,
+    context_swap: float = 0.0,
+    courtesy_threats: float = 0.0,
 ) -> tuple[Dataset, dict]:
-    """The training set with contexts dropped, noisy copies and context-swap copies added; and what
-    was done, in numbers."""
-    check_copy_shares(noise_share, context_swap)
+    """The training set with contexts dropped, and noisy, context-swap and courtesy copies added; and
+    what was done, in numbers."""
+    check_copy_shares(noise_share, context_swap, courtesy_threats)
     rng = random.Random(seed)
     rows = dataset.to_list()
     contexts = sorted({row["context"] for row in rows if row["context"]})
@@ -81,13 +124,29 @@ def augment(
         if noisy.strip() and noisy != row["text"]:
             copies.append({**row, "id": f"{row['id']}~{kind}", "text": noisy, "source": f"augmented:{kind}"})
     swaps = _context_swaps(rows, contexts, context_swap, rng)
+    courteous = _courtesy_copies(rows, courtesy_threats, rng) if courtesy_threats else []
     summary = {
         "contexts_dropped": dropped,
         "noise_copies": len(copies),
         "context_swaps": len(swaps),
-        "train_examples": len(rows) + len(copies) + len(swaps),
+        "courtesy_copies": len(courteous),
+        "train_examples": len(rows) + len(copies) + len(swaps) + len(courteous),
     }
-    return Dataset.from_list(rows + copies + swaps, features=dataset.features), summary
+    return Dataset.from_list(rows + copies + swaps + courteous, features=dataset.features), summary
+
+
+def _courtesy_copies(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
+    threats = [row for row in rows if row["threatening"] == 1]
+    copies = []
+    for row in rng.sample(threats, min(len(threats), round(share * len(rows)))):
+        opener, closer = rng.choice([(True, False), (False, True), (True, True)])
+        text = (
+            (rng.choice(COURTESY_OPENERS) if opener else "")
+            + row["text"]
+            + (rng.choice(COURTESY_CLOSERS) if closer else "")
+        )
+        copies.append({**row, "id": f"{row['id']}~courtesy", "text": text, "source": "augmented:courtesy"})
+    return copies
 
 
 def _context_swaps(rows: list[dict], contexts: list[str], share: float, rng: random.Random) -> list[dict]:

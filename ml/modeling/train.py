@@ -155,7 +155,12 @@ def fine_tune(config: TrainConfig, work_dir: Path, epoch_weights: EpochWeights |
     tokenizer, model = load_base_model(config.model_name_or_path, config.encoder_layers)
     train_set, validation_set = load_labelled([config.train_file]), load_labelled([config.validation_file])
     train_set, augmentation = augment(
-        train_set, config.context_dropout, config.noise_augmentation, config.seed, config.context_swap
+        train_set,
+        config.context_dropout,
+        config.noise_augmentation,
+        config.seed,
+        config.context_swap,
+        config.courtesy_threats,
     )
     parts = [train_set]
     if config.negatives:
