@@ -6,13 +6,14 @@ their label, and hands them to readers who see the contract, the amended guide a
 
 | question | label read | records |
 |---|---|---|
-| q1: a plan granted on request vs one that answers a voiced hardship | empathetic | every reply naming a plan (v1-v6 + v8) |
+| q1: a plan granted on request vs one answering a voiced hardship | empathetic | every reply naming a plan (v1-v6 + v8) |
 | q2: 你好 as a courtesy marker | polite | every reply with 你好 (v1-v6 + v8) |
 | q3: pushing the borrower to borrow elsewhere | threatening | every reply sending the borrower to borrow (v1-v6 + v8) |
-| q4: courteous reminders vs next steps meant to frighten | threatening | every v8 reply with a consequence or contact word |
+| q4: courteous reminders vs steps meant to frighten | threatening | every v8 reply with a consequence/contact word |
 
-Where the first reader disagrees with the writer, a second blind reader reads the record; the label
-two of the three gave stands. Every change is logged with both readings.
+Where a first reader disagrees with the writer, a second blind reader reads the record; the majority
+of the writer and the readings stands (a record two questions touch is read twice; a tie keeps the
+writer's label). Every disagreement is logged with every reading, changed or not.
 
     python data/review/v9_guide_audit.py candidates WORK_DIR   # blind files for the first readers
     python data/review/v9_guide_audit.py disputes WORK_DIR     # blind files of the disagreements, for second readers
@@ -34,7 +35,11 @@ QUESTIONS = {  # name: (label, wording that makes the question apply, v8 only)
     "q1": ("empathetic", r"分期|延期|减免|停息|展期|缓[一几两]|宽限|延后", False),
     "q2": ("polite", r"你好", False),
     "q3": ("threatening", r"(找|去|跟|向|问).{0,8}(借|贷|套现|信用卡|花呗|借呗|口子)|以贷养贷|借新还旧|拆东墙", False),
-    "q4": ("threatening", r"征信|起诉|诉讼|上门|法院|律师|外访|紧急联系人|单位|家里人|通讯录|继续联系|再联系|每天", True),
+    "q4": (
+        "threatening",
+        r"征信|起诉|诉讼|上门|法院|律师|外访|紧急联系人|单位|家里人|通讯录|继续联系|再联系|每天",
+        True,
+    ),
 }
 CHUNKS = {"q1": 4}  # q1 is read by four readers, a quarter each
 BLIND_FIELDS = ("id", "scenario", "channel", "context", "text")
@@ -62,7 +67,10 @@ def candidates(work: Path) -> None:
         size = -(-len(found) // CHUNKS.get(name, 1))
         for i in range(CHUNKS.get(name, 1)):
             part = "abcd"[i] if name in CHUNKS else ""
-            write_jsonl(work / f"{name}{part}.jsonl", [{k: row[k] for k in BLIND_FIELDS} for row in found[i * size : (i + 1) * size]])
+            write_jsonl(
+                work / f"{name}{part}.jsonl",
+                [{k: row[k] for k in BLIND_FIELDS} for row in found[i * size : (i + 1) * size]],
+            )
         print(name, len(found))
 
 
@@ -79,7 +87,11 @@ def disputes(work: Path) -> None:
     data = records()
     first = readings(work, "out")
     for name, (label, _, _) in QUESTIONS.items():
-        blind = [{k: data[i][1][k] for k in BLIND_FIELDS} for i, r in first[name].items() if r[label] != data[i][1]["labels"][label]]
+        blind = [
+            {k: data[i][1][k] for k in BLIND_FIELDS}
+            for i, r in first[name].items()
+            if r[label] != data[i][1]["labels"][label]
+        ]
         write_jsonl(work / f"dispute_{name}.jsonl", blind)
         print(name, label, f"{len(blind)} of {len(first[name])} disagree with the writer")
 
@@ -92,7 +104,9 @@ def apply(work: Path) -> None:
     votes: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
     for name, (label, _, _) in QUESTIONS.items():
         for record_id, reading in first[name].items():
-            votes.setdefault((record_id, label), []).append((f"{name} reader 1", reading[label], reading.get("why", "")))
+            votes.setdefault((record_id, label), []).append(
+                (f"{name} reader 1", reading[label], reading.get("why", ""))
+            )
             if record_id in second[name]:
                 tie = second[name][record_id]
                 votes[(record_id, label)].append((f"{name} reader 2", tie[label], tie.get("why", "")))
@@ -104,8 +118,16 @@ def apply(work: Path) -> None:
             continue
         ones = sum(value for _, value, _ in readers) + writer
         final = writer if 2 * ones == len(readers) + 1 else int(2 * ones > len(readers) + 1)
-        log.append({"id": record_id, "file": str(path), "label": label, "writer": writer, "final": final,
-                    "readings": [{"who": who, label: value, "why": why} for who, value, why in readers]})
+        log.append(
+            {
+                "id": record_id,
+                "file": str(path),
+                "label": label,
+                "writer": writer,
+                "final": final,
+                "readings": [{"who": who, label: value, "why": why} for who, value, why in readers],
+            }
+        )
         if final != writer:
             row["labels"][label] = final
             changed_files.add(path)
