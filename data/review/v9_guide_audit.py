@@ -6,7 +6,7 @@ their label, and hands them to readers who see the contract, the amended guide a
 
 | question | label read | records |
 |---|---|---|
-| q1: a plan granted on request vs one answering a voiced hardship | empathetic | every reply naming a plan (v1-v6 + v8) |
+| q1: plan granted on request vs plan answering a hardship | empathetic | every reply naming a plan (v1-v6 + v8) |
 | q2: 你好 as a courtesy marker | polite | every reply with 你好 (v1-v6 + v8) |
 | q3: pushing the borrower to borrow elsewhere | threatening | every reply sending the borrower to borrow (v1-v6 + v8) |
 | q4: courteous reminders vs steps meant to frighten | threatening | every v8 reply with a consequence/contact word |
