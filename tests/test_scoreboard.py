@@ -8,12 +8,15 @@ import pytest
 from conftest import corpus_sample, write_jsonl
 
 from ml.config import MAX_COPY_SHARE, ReferenceRow, TrainConfig
-from ml.data.augment import augment
+from ml.data.augment import COURTESY_CLOSERS, COURTESY_OPENERS, augment
 from ml.data.records import UNKNOWN, load_labelled
 from ml.evaluation.evaluate import generalisation_lines
 from ml.evaluation.scoreboard import (
+    PROBE_CLOSERS,
+    PROBE_OPENERS,
     System,
     add_references,
+    courtesy_wrapped,
     held_out_writers,
     invariance,
     leave_one_slice_out,
@@ -132,8 +135,30 @@ def test_invariance_counts_decisions_that_follow_the_context(tmp_path, tiny_scor
     assert steady["context_swap"]["threatening_on_neutral_replies"] == 0.0
     real = invariance(model_system(tiny_scorer), dataset, 3)
     assert 0.0 <= real["surface_noise"]["all_labels_all_kinds"] <= 1.0
+    assert real["courtesy_wrapper"]["threats_found"] == 0 and real["courtesy_wrapper"]["threats_lost"] is None
     assert set(real["surface_noise"]) >= {"traditional", "leading_mention", "asr_underscores"}
     json.dumps(real)  # plain numbers, ready for the metrics file
+
+
+def test_courtesy_probe_counts_threats_a_greeting_takes_away(tmp_path):
+    rows = [labelled(str(i), f"再不还就去你单位找你{i}次。", context="没钱", threatening=1) for i in range(8)]
+    rows += [labelled("n", "好的，已经入账。")]
+    dataset = load_labelled([write_jsonl(tmp_path / "set.jsonl", rows)])
+    wrapped = courtesy_wrapped(list(dataset["text"]))
+    assert all(text in w and text != w for text, w in zip(dataset["text"], wrapped))
+    assert not set(PROBE_OPENERS + PROBE_CLOSERS) & set(COURTESY_OPENERS + COURTESY_CLOSERS)  # never trained on
+
+    def fooled_by_courtesy(texts, contexts):  # a threat unless the reply is wrapped: the shortcut we measure
+        out = np.zeros((len(texts), len(LABELS)))
+        out[:, LABELS.index("threatening")] = [0.0 if t.startswith(tuple(PROBE_OPENERS)) else 1.0 for t in texts]
+        return out
+
+    report = invariance(System("fooled", fooled_by_courtesy, dict.fromkeys(LABELS, 0.5), False), dataset, 1)
+    openers = sum(w.startswith(tuple(PROBE_OPENERS)) for w in wrapped[:8])
+    assert report["courtesy_wrapper"]["threats_found"] == 8
+    assert report["courtesy_wrapper"]["threats_lost"] == pytest.approx(openers / 8)
+    steady = invariance(constant_system({"threatening": 1}), dataset, 1)
+    assert steady["courtesy_wrapper"]["threats_lost"] == 0.0
 
 
 def test_augmentation_drops_contexts_and_adds_bounded_noise_copies(tmp_path):

@@ -4,7 +4,8 @@ produce, and how stable its decisions are, not how well it fits its own test spl
 1. held-out writers: labelled files by writers and briefs the model never trained on (per file and
    pooled); and, for the baselines, leave-one-slice-out cross-validation over the training slices;
 2. out-of-domain false alarms: real service replies from other domains (`data/ood/`);
-3. invariance: decisions that change when the context is swapped or removed, or under surface noise;
+3. invariance: decisions that change when the context is swapped or removed, under surface noise,
+   or when a service greeting or sign-off is wrapped around a threat;
 4. hard-case probes: small hand-written files per known failure class (`data/probes/`).
 
 Nothing here trains on or tunes to these sets: the systems come in already fitted.
@@ -184,6 +185,37 @@ SURFACE_NOISE: dict[str, Callable[[str], str]] = {
     "emoji": lambda t: t + " 🙂",
     "traditional": to_traditional,
 }
+# Greetings and sign-offs for the courtesy probe: none of them is among the training copies' (ml/data/augment.py).
+PROBE_OPENERS = [
+    "王经理您好，",
+    "非常抱歉打扰到您，",
+    "感谢您一直以来的支持，",
+    "您好呀，",
+    "尊敬的用户：",
+    "哈喽您好，",
+    "您好 这里是还款提醒 ",
+]
+PROBE_CLOSERS = [
+    "期待您的回复。",
+    "祝您身体健康。",
+    "如有疑问请拨打客服热线。",
+    "谢谢您哈～",
+    "感谢配合，祝好！",
+    "好的 谢谢您 再见",
+]
+
+
+def courtesy_wrapped(texts: Sequence[str], seed: int = 5) -> list[str]:
+    """Each reply with a greeting, a sign-off or both, drawn with a seeded generator. Courtesy never
+    cancels a threat (data/GUIDELINES.md), so a threat decision should survive it."""
+    rng = random.Random(seed)
+    wrapped = []
+    for text in texts:
+        opener, closer = rng.choice([(True, False), (False, True), (True, True)])
+        wrapped.append(
+            (rng.choice(PROBE_OPENERS) if opener else "") + text + (rng.choice(PROBE_CLOSERS) if closer else "")
+        )
+    return wrapped
 
 
 def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) -> dict[str, Any]:
@@ -214,7 +246,20 @@ def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) 
         noise_report[name] = round(float(differs.mean()), 4)
     noise_report["all_labels_all_kinds"] = round(float(np.mean(all_noise)), 4)
     noise_report.update({label: round(float(np.stack(all_noise)[:, :, i].mean()), 4) for i, label in enumerate(LABELS)})
-    return {"records": len(texts), "context_swap": context_report, "surface_noise": noise_report}
+    threat = LABELS.index("threatening")
+    found = own[:, threat] & y[:, threat]
+    wrapped = system.decide(courtesy_wrapped(texts), contexts)[:, threat]
+    courtesy_report = {
+        "threats_found": int(found.sum()),
+        "threats_lost": round(float((found & ~wrapped).sum() / found.sum()), 4) if found.any() else None,
+        "threat_decisions_changed": round(float((wrapped != own[:, threat]).mean()), 4),
+    }
+    return {
+        "records": len(texts),
+        "context_swap": context_report,
+        "surface_noise": noise_report,
+        "courtesy_wrapper": courtesy_report,
+    }
 
 
 # ---------------------------------------------------------------- 4. hard-case probes
@@ -344,6 +389,8 @@ def headline_metrics(board: dict[str, Any]) -> dict[str, float | None]:
             {f"context_swap_{name}_{label}_on_neutral": swap[f"{label}_on_neutral_replies"] for label in RISK_LABELS}
         )
         metrics[f"surface_noise_{name}_changed"] = report["surface_noise"]["all_labels_all_kinds"]
+        if "courtesy_wrapper" in report:  # scoreboards written before 2026-12-01 lack it
+            metrics[f"courtesy_wrapper_{name}_threats_lost"] = report["courtesy_wrapper"]["threats_lost"]
     return metrics
 
 
