@@ -135,16 +135,17 @@ def augment(
     return Dataset.from_list(rows + copies + swaps + courteous, features=dataset.features), summary
 
 
+def wrap_in_courtesy(text: str, rng: random.Random, openers: list[str], closers: list[str]) -> str:
+    """`text` with a greeting, a sign-off or both, drawn from `openers` and `closers`."""
+    opener, closer = rng.choice([(True, False), (False, True), (True, True)])
+    return (rng.choice(openers) if opener else "") + text + (rng.choice(closers) if closer else "")
+
+
 def _courtesy_copies(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
     threats = [row for row in rows if row["threatening"] == 1]
     copies = []
     for row in rng.sample(threats, min(len(threats), round(share * len(rows)))):
-        opener, closer = rng.choice([(True, False), (False, True), (True, True)])
-        text = (
-            (rng.choice(COURTESY_OPENERS) if opener else "")
-            + row["text"]
-            + (rng.choice(COURTESY_CLOSERS) if closer else "")
-        )
+        text = wrap_in_courtesy(row["text"], rng, COURTESY_OPENERS, COURTESY_CLOSERS)
         copies.append({**row, "id": f"{row['id']}~courtesy", "text": text, "source": "augmented:courtesy"})
     return copies
 

@@ -26,6 +26,7 @@ import numpy as np
 from datasets import Dataset
 
 from ml.config import ReferenceRow, ScoreboardConfig, TrainConfig
+from ml.data.augment import wrap_in_courtesy
 from ml.data.records import expand_paths, label_matrix, load_labelled, normalise_text
 from ml.data.text import to_traditional
 from ml.evaluation.baselines import fit_baselines
@@ -209,13 +210,7 @@ def courtesy_wrapped(texts: Sequence[str], seed: int = 5) -> list[str]:
     """Each reply with a greeting, a sign-off or both, drawn with a seeded generator. Courtesy never
     cancels a threat (data/GUIDELINES.md), so a threat decision should survive it."""
     rng = random.Random(seed)
-    wrapped = []
-    for text in texts:
-        opener, closer = rng.choice([(True, False), (False, True), (True, True)])
-        wrapped.append(
-            (rng.choice(PROBE_OPENERS) if opener else "") + text + (rng.choice(PROBE_CLOSERS) if closer else "")
-        )
-    return wrapped
+    return [wrap_in_courtesy(text, rng, PROBE_OPENERS, PROBE_CLOSERS) for text in texts]
 
 
 def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) -> dict[str, Any]:
