@@ -159,6 +159,8 @@ def test_courtesy_probe_counts_threats_a_greeting_takes_away(tmp_path):
     assert report["courtesy_wrapper"]["threats_lost"] == pytest.approx(openers / 8)
     steady = invariance(constant_system({"threatening": 1}), dataset, 1)
     assert steady["courtesy_wrapper"]["threats_lost"] == 0.0
+    no_contexts = load_labelled([write_jsonl(tmp_path / "bare.jsonl", [{**row, "context": ""} for row in rows])])
+    assert invariance(constant_system({"threatening": 1}), no_contexts, 5)["context_swap"]["threatening"] == 0.0
 
 
 def test_augmentation_drops_contexts_and_adds_bounded_noise_copies(tmp_path):

@@ -222,7 +222,8 @@ def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) 
     own = system.decide(texts, contexts)
     rng = random.Random(seed)
     pool = [c for c in contexts if c.strip()]
-    swapped_contexts = [[""] * len(texts)] + [[rng.choice(pool) for _ in texts] for _ in range(context_swaps)]
+    swaps = context_swaps if pool else 0  # a set without contexts can only lose them
+    swapped_contexts = [[""] * len(texts)] + [[rng.choice(pool) for _ in texts] for _ in range(swaps)]
     swapped = np.stack([system.decide(texts, alt) for alt in swapped_contexts])  # (k, n, 5)
     changed = swapped != own[None]
     neutral = ~(y[:, LABELS.index("threatening")] | y[:, LABELS.index("privacy_risk")])
