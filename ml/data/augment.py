@@ -124,7 +124,7 @@ def augment(
         if noisy.strip() and noisy != row["text"]:
             copies.append({**row, "id": f"{row['id']}~{kind}", "text": noisy, "source": f"augmented:{kind}"})
     swaps = _context_swaps(rows, contexts, context_swap, rng)
-    courteous = _courtesy_copies(rows, courtesy_threats, rng) if courtesy_threats else []
+    courteous = _courtesy_copies(rows, courtesy_threats, rng)
     summary = {
         "contexts_dropped": dropped,
         "noise_copies": len(copies),

@@ -385,8 +385,7 @@ def headline_metrics(board: dict[str, Any]) -> dict[str, float | None]:
             {f"context_swap_{name}_{label}_on_neutral": swap[f"{label}_on_neutral_replies"] for label in RISK_LABELS}
         )
         metrics[f"surface_noise_{name}_changed"] = report["surface_noise"]["all_labels_all_kinds"]
-        if "courtesy_wrapper" in report:  # scoreboards written before 2026-12-01 lack it
-            metrics[f"courtesy_wrapper_{name}_threats_lost"] = report["courtesy_wrapper"]["threats_lost"]
+        metrics[f"courtesy_wrapper_{name}_threats_lost"] = report["courtesy_wrapper"]["threats_lost"]
     return metrics
 
 
