@@ -100,17 +100,19 @@ class PretrainConfig(StrictModel):
 
 
 def parse_objective(objective: str) -> tuple[str, float | None]:
-    """A cut-off objective as (kind, target): "f1" -> ("f1", None), "recall:0.9" -> ("recall", 0.9),
-    "precision:0.85" -> ("precision", 0.85); anything else is a ValueError."""
-    if objective == "f1":
-        return "f1", None
+    """A cut-off objective as (kind, target): "f1" -> ("f1", None), "balanced" -> ("balanced", None),
+    "recall:0.9" -> ("recall", 0.9), "precision:0.85" -> ("precision", 0.85); anything else is a ValueError."""
+    if objective in ("f1", "balanced"):
+        return objective, None
     kind, _, value = objective.partition(":")
     try:
         target = float(value)
     except ValueError:
         target = None
     if kind not in ("recall", "precision") or target is None or not 0 < target <= 1:
-        raise ValueError(f"threshold objective {objective!r}: use 'f1', 'recall:R' or 'precision:P' (0 < R, P <= 1)")
+        raise ValueError(
+            f"threshold objective {objective!r}: use 'f1', 'balanced', 'recall:R' or 'precision:P' (0 < R, P <= 1)"
+        )
     return kind, target
 
 

@@ -51,6 +51,20 @@ def test_threshold_for_target_precision_keeps_the_most_recall():
     assert tune_threshold(np.array([0, 1]), np.array([0.9, 0.1]), "precision:0.9") == pytest.approx(0.1)
 
 
+def test_balanced_threshold_does_not_move_with_the_share_of_positives():
+    positives = np.linspace(0.3, 0.95, 14)
+    negatives = np.linspace(0.05, 0.6, 24)
+    cuts = {}
+    for copies in (1, 6):  # the same two score distributions, positives six times as common
+        truth = np.array([1] * 14 * copies + [0] * 24)
+        scores = np.concatenate([np.tile(positives, copies), negatives])
+        cuts[copies] = (tune_threshold(truth, scores, "balanced"), tune_threshold(truth, scores, "f1"))
+    assert cuts[1][0] == pytest.approx(cuts[6][0])
+    assert cuts[6][1] < cuts[1][1]  # the F1-best cut-off falls as positives become common
+    truth = np.array([0, 0, 1, 1])
+    assert tune_threshold(truth, np.array([0.1, 0.4, 0.35, 0.8]), "balanced") == pytest.approx(0.8)
+
+
 def test_tune_thresholds_uses_objective_per_label():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=(200, 5))

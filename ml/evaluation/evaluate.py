@@ -342,7 +342,8 @@ def write_model_card(
         "- The test split comes from the same writers as the training data; it measures fit to the guide, "
         "not transfer to another platform's agents.",
         "- Cut-off objectives (under Training): `recall:R` favours finding risks (more false alarms for a "
-        "reviewer to clear), `precision:P` favours trust in each flag (more risks missed).",
+        "reviewer to clear), `precision:P` favours trust in each flag (more risks missed), `balanced` keeps "
+        "the cut-off where it is when a label becomes more or less common (another desk, another channel).",
         "- Context is one customer message; labels that depend on earlier turns (who was verified) can be missed.",
     ]
     (model_dir / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -11,6 +11,7 @@ from sklearn.metrics import (
     precision_recall_curve,
     precision_recall_fscore_support,
     roc_auc_score,
+    roc_curve,
 )
 
 from ml.config import parse_objective
@@ -81,13 +82,19 @@ def recall_at_precision(truth: np.ndarray, scores: np.ndarray, min_precision: fl
 
 
 def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "f1") -> float:
-    """`f1`: the cut-off with the best F1. `recall:R`: the highest cut-off whose recall is at least R
-    (so precision is as high as that recall allows). `precision:P`: the cut-off with the most recall
-    among those whose precision is at least P (the best F1 when none reaches P)."""
+    """`f1`: the cut-off with the best F1. `balanced`: the best recall minus false-positive rate
+    (Youden's J), which unlike F1 does not move with the share of positives. `recall:R`: the highest
+    cut-off whose recall is at least R (so precision is as high as that recall allows). `precision:P`:
+    the cut-off with the most recall among those whose precision is at least P (the best F1 when none
+    reaches P)."""
+    kind, target = parse_objective(objective)
+    if kind == "balanced":
+        false_positive_rate, true_positive_rate, roc_cutoffs = roc_curve(truth, scores)
+        best = 1 + int(np.argmax((true_positive_rate - false_positive_rate)[1:]))  # the first cut-off is +inf
+        return float(roc_cutoffs[best])
     precision, recall, cutoffs = precision_recall_curve(truth, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
-    kind, target = parse_objective(objective)
     if kind == "f1":
         return float(cutoffs[int(np.argmax(f1))])
     if kind == "recall":
