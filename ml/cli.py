@@ -182,6 +182,11 @@ def evaluate(
         True, help="Also report held-out writers and out-of-domain false alarms (the scoreboard's headline)."
     ),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (train/validation files for the baselines)."),
+    card: bool = typer.Option(
+        False,
+        help="Rewrite the model directory's MODEL_CARD.md with these numbers (a model trained before the "
+        "evaluation sets grew); its training section describes the config's train recipe.",
+    ),
 ) -> None:
     """Held-out writers and out-of-domain false alarms first (model and baselines), then per-label
     precision, recall, F1, ROC-AUC, PR-AUC, support, macro/micro F1 and thresholds on `data`."""
@@ -189,6 +194,8 @@ def evaluate(
 
     settings = project_config(config)
     train_config = settings.train
+    if card and not (baselines and generalisation and Path(model).is_dir()):
+        raise typer.BadParameter("needs a model directory, --baselines and --generalisation", param_hint="--card")
     report = tracked_evaluation(
         model,
         data,
@@ -201,13 +208,17 @@ def evaluate(
         from ml.evaluation.scoreboard import model_system, systems_for
         from ml.modeling.scorer import Scorer
 
-        scorer = Scorer.load(model)
+        scorer = Scorer.load(model, runtime="portable")  # what the scoreboard and the card measure
         systems = (
             systems_for(scorer, train_config.train_file, train_config.validation_file)
             if baselines
             else [model_system(scorer)]
         )
         report["generalisation"] = beyond_test(systems, train_config.train_file, settings.scoreboard)
+        if card:
+            from ml.evaluation.evaluate import rewrite_model_card
+
+            rewrite_model_card(Path(model), train_config, report, scorer)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return

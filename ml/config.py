@@ -56,6 +56,7 @@ class DataConfig(StrictModel):
     corpus_exclude: list[str] = [
         "data/split/test.jsonl",
         "data/heldout_writers",
+        "data/v8",
         "data/ood",
         "data/ood_fresh",
         "data/probes",
@@ -243,7 +244,9 @@ class ReferenceRow(StrictModel):
 class ScoreboardConfig(StrictModel):
     """Evaluation sets of the generalisation scoreboard (`replyqa scoreboard`); folders or globs."""
 
-    held_out: str = Field("data/heldout_writers", description="Labelled files by writers the model does not train on.")
+    held_out: list[str] = Field(
+        ["data/heldout_writers", "data/v8"], description="Labelled files by writers the model does not train on."
+    )
     training_slices: str = Field("data/labelled", description="The training slices, for leave-one-slice-out.")
     ood: str = Field("data/ood", description="Real replies from other domains, labelled by the guide.")
     probes: str = Field("data/probes", description="Hand-written hard cases, one file per failure class.")
@@ -252,6 +255,11 @@ class ScoreboardConfig(StrictModel):
     seed: int = 13
     out_dir: str = "reports/scoreboard"
     references: list[ReferenceRow] = Field(default_factory=list, description="Rows measured elsewhere, never shipped.")
+
+    @field_validator("held_out", mode="before")
+    @classmethod
+    def one_or_more_places(cls, value: str | list[str]) -> list[str]:
+        return [value] if isinstance(value, str) else value
 
 
 class ConversationRubric(StrictModel):

@@ -2,6 +2,7 @@
 are refused when they overlap training, OOD false-positive rates and invariance are computed right."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -236,8 +237,10 @@ def test_evaluate_reports_held_out_writers_and_ood_before_the_test_split(tiny_tr
 
     from ml.cli import app
 
-    (tmp_path / "held").mkdir()
-    held = write_jsonl(tmp_path / "held" / "writer_x.jsonl", corpus_sample(300)[200:260])
+    for folder in ("held", "held_later"):  # two places of held-out writers, as data/heldout_writers and data/v8
+        (tmp_path / folder).mkdir()
+    held = write_jsonl(tmp_path / "held" / "writer_x.jsonl", corpus_sample(300)[200:240])
+    later = write_jsonl(tmp_path / "held_later" / "writer_y.jsonl", corpus_sample(300)[240:260])
     ood = tmp_path / "ood"
     ood.mkdir()
     write_jsonl(ood / "other.jsonl", [labelled(f"o{i}", f"您好，第{i}号房间已经为您预订好了。") for i in range(20)])
@@ -245,8 +248,12 @@ def test_evaluate_reports_held_out_writers_and_ood_before_the_test_split(tiny_tr
     config.write_text(
         yaml.safe_dump(
             {
-                "train": {"train_file": str(small_splits["train"]), "validation_file": str(small_splits["validation"])},
-                "scoreboard": {"held_out": str(held.parent), "ood": str(ood)},
+                "train": {
+                    "train_file": str(small_splits["train"]),
+                    "validation_file": str(small_splits["validation"]),
+                    "threshold_objective": {"polite": "balanced"},  # not what the model was tuned with
+                },
+                "scoreboard": {"held_out": [str(held.parent), str(later.parent)], "ood": str(ood)},
             }
         ),
         encoding="utf-8",
@@ -256,6 +263,7 @@ def test_evaluate_reports_held_out_writers_and_ood_before_the_test_split(tiny_tr
     assert result.exit_code == 0, result.output
     board = json.loads(result.output)["generalisation"]
     assert board["held_out_writers"]["records"] == 60
+    assert set(board["held_out_writers"]["per_file"]["model"]) == {"writer_x", "writer_y"}
     assert set(board["held_out_writers"]["pooled"]) == {"model", "keyword_rules", "tfidf_logreg"}
     intervals = board["held_out_writers"]["pooled_macro_f1_ci95"]
     assert set(intervals) == {"model", "keyword_rules", "tfidf_logreg"}
@@ -265,3 +273,13 @@ def test_evaluate_reports_held_out_writers_and_ood_before_the_test_split(tiny_tr
     assert board["out_of_domain"]["model"]["threatening_fpr"] is not None
     printed = CliRunner().invoke(app, [*arguments, "--config", str(config)]).output
     assert printed.index("Held-out writers") < printed.index("Out-of-domain") < printed.index("macro-F1 0")
+
+    model = tmp_path / "model"  # --card rewrites the card of a model trained before the held-out sets grew
+    shutil.copytree(tiny_trained_model, model)
+    tuned_with = json.loads((model / "labels.json").read_text(encoding="utf-8"))["threshold_objective"]
+    refreshed = ["evaluate", "--model", str(model), "--data", str(small_splits["test"]), "--config", str(config)]
+    assert CliRunner().invoke(app, [*refreshed, "--card"]).exit_code == 0
+    card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "Held-out writers (60 records" in card and "`writer_y.jsonl`" in card
+    assert f"(objectives: {json.dumps(tuned_with)}" in card and '"polite": "balanced"' not in card
+    assert CliRunner().invoke(app, [*refreshed, "--card", "--no-baselines"]).exit_code != 0

@@ -239,6 +239,14 @@ def runtime_lines(info: ModelInfo, scorer: Scorer) -> list[str]:
     return lines
 
 
+def rewrite_model_card(model_dir: Path, recipe: TrainConfig, report: dict[str, Any], scorer: Scorer) -> None:
+    """The card of a model already trained, from a fresh `report` (with its "generalisation"): the
+    training section is `recipe`, except the cut-off objectives, which are those the model was tuned with."""
+    tuned_with = ModelInfo.read(model_dir).threshold_objective
+    card_recipe = recipe.model_copy(update={"threshold_objective": tuned_with})
+    write_model_card(model_dir, card_recipe, report, scorer, report.get("generalisation"))
+
+
 def write_model_card(
     model_dir: Path, config: TrainConfig, report: dict[str, Any], scorer: Scorer, board: dict[str, Any] | None = None
 ) -> None:

@@ -284,8 +284,8 @@ def probes(systems: list[System], files: list[Path]) -> dict[str, Any]:
 # ---------------------------------------------------------------- the whole board
 
 
-def _files(where: str) -> list[Path]:
-    return [path for path in expand_paths([where]) if path.exists()]
+def _files(where: str | list[str]) -> list[Path]:
+    return [path for path in expand_paths([where] if isinstance(where, str) else where) if path.exists()]
 
 
 def systems_for(scorer: Scorer, train_file: str, validation_file: str) -> list[System]:
