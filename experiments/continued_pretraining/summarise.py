@@ -33,9 +33,19 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def held_out_files(folder: Path) -> list[str]:
+    board = json.loads((folder / "scoreboard.json").read_text(encoding="utf-8"))
+    return [Path(f).name for f in board["held_out_writers"]["files"]]
+
+
 def main(candidate: Path = HERE, label: str = "continued", mean_bar: float = 0.814, min_bar: float = 0.804) -> None:
-    columns = {name: metrics(folder) for name, folder in REFERENCES.items()}
-    columns |= {f"{label}, seed {seed}": metrics(candidate / f"scoreboard_seed{seed}") for seed in SEEDS}
+    folders = dict(REFERENCES) | {f"{label}, seed {seed}": candidate / f"scoreboard_seed{seed}" for seed in SEEDS}
+    # The references were measured on the first four held-out writers; since 2026-12-01 the default
+    # config also holds out data/v8. Compare like with like (or re-measure the references).
+    sets = {name: held_out_files(folder) for name, folder in folders.items()}
+    if len({tuple(files) for files in sets.values()}) > 1:
+        sys.exit("held-out writers differ between the scoreboards: " + json.dumps(sets, indent=1))
+    columns = {name: metrics(folder) for name, folder in folders.items()}
     print("| | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name, key in ROWS.items():
