@@ -191,13 +191,15 @@ def evaluate(
     """Held-out writers and out-of-domain false alarms first (model and baselines), then per-label
     precision, recall, F1, ROC-AUC, PR-AUC, support, macro/micro F1 and thresholds on `data`."""
     from ml.evaluation.evaluate import tracked_evaluation
+    from ml.modeling.scorer import Scorer
 
     settings = project_config(config)
     train_config = settings.train
     if card and not (baselines and generalisation and Path(model).is_dir()):
         raise typer.BadParameter("needs a model directory, --baselines and --generalisation", param_hint="--card")
+    scorer = Scorer.load(model, runtime="portable")  # what the scoreboard and the card measure
     report = tracked_evaluation(
-        model,
+        scorer,
         data,
         train_config.train_file if baselines else None,
         train_config.validation_file if baselines else None,
@@ -206,9 +208,7 @@ def evaluate(
     if generalisation:
         from ml.evaluation.scoreboard import generalisation as beyond_test
         from ml.evaluation.scoreboard import model_system, systems_for
-        from ml.modeling.scorer import Scorer
 
-        scorer = Scorer.load(model, runtime="portable")  # what the scoreboard and the card measure
         systems = (
             systems_for(scorer, train_config.train_file, train_config.validation_file)
             if baselines

@@ -1,6 +1,6 @@
 """Diagnostic (experiments/courtesy_copies/README.md): does a service greeting or sign-off take a threat
-away from the model? The replies of data/v8/ (no model that ships trained on them, and no scoreboard
-set holds them) are scored as written and wrapped in an opener and/or closer drawn from the
+away from the model? The replies of data/v8/ (no model that ships trained on them; a scoreboard set
+only since 2026-12-01, after this ran) are scored as written and wrapped in an opener and/or closer drawn from the
 scoreboard's courtesy probe lists, which training never sees (ml/data/augment.py has its own).
 Reported: the share flagged threatening at the model's own cut-off, for v8's threats and for its
 non-threats, as written and wrapped.

@@ -30,6 +30,7 @@ MODELS = {  # name: (model directory, the split it was trained and tuned with)
         for seed in (13, 14)
     },
 }
+# the four held-out writers of the time (data/v8 joined them after this ran; several of these models trained on it)
 SETS = {"held_out_writers": "data/heldout_writers", "ood_fresh": "data/ood_fresh", "ood": "data/ood"}
 
 

@@ -110,14 +110,14 @@ def evaluate_model(
 
 
 def tracked_evaluation(
-    model: str, data_file: str, train_file: str | None, validation_file: str | None, out_dir: Path | None
+    scorer: Scorer, data_file: str, train_file: str | None, validation_file: str | None, out_dir: Path | None
 ) -> dict[str, Any]:
     """`evaluate_model` as its own MLflow run: parameters, headline and per-label metrics, the files."""
     import mlflow
 
     with start_run("evaluate"):
-        report = evaluate_model(model, data_file, train_file, validation_file, out_dir)
-        mlflow.log_params({"model": model, "data": data_file, "version": report["model"]["version"]})
+        report = evaluate_model(scorer, data_file, train_file, validation_file, out_dir)
+        mlflow.log_params({"model": scorer.source, "data": data_file, "version": report["model"]["version"]})
         mlflow.log_metrics(
             {
                 "macro_f1": report["macro_f1"],

@@ -284,7 +284,8 @@ def probes(systems: list[System], files: list[Path]) -> dict[str, Any]:
 # ---------------------------------------------------------------- the whole board
 
 
-def _files(where: str | list[str]) -> list[Path]:
+def existing_files(where: str | list[str]) -> list[Path]:
+    """The data files of a scoreboard set (folders or globs); a place that does not exist gives none."""
     return [path for path in expand_paths([where] if isinstance(where, str) else where) if path.exists()]
 
 
@@ -297,10 +298,10 @@ def systems_for(scorer: Scorer, train_file: str, validation_file: str) -> list[S
 def generalisation(systems: list[System], train_file: str, config: ScoreboardConfig) -> dict[str, Any]:
     """Held-out writers and out-of-domain false alarms: the numbers the model card leads with."""
     board: dict[str, Any] = {}
-    if held_out := _files(config.held_out):
+    if held_out := existing_files(config.held_out):
         sets = {path: load_labelled([path]) for path in held_out}
         board["held_out_writers"] = held_out_writers(systems, sets, shared_with_training(train_file, sets))
-    if ood := _files(config.ood):
+    if ood := existing_files(config.ood):
         board["out_of_domain"] = out_of_domain(systems, ood)
     add_references(board, config.references)
     return board
@@ -331,13 +332,13 @@ def scoreboard(scorer: Scorer, train_file: str, validation_file: str, config: Sc
     systems = systems_for(scorer, train_file, validation_file)
     board: dict[str, Any] = {"model": {"name": scorer.info.name, "version": scorer.info.version}}
     board.update(generalisation(systems, train_file, config))
-    if len(slices := _files(config.training_slices)) > 1:
+    if len(slices := existing_files(config.training_slices)) > 1:
         board["baselines_leave_one_slice_out"] = leave_one_slice_out(slices, scorer.info.threshold_objective)
     invariance_set = load_labelled([config.invariance_file])
     board["invariance"] = {
         system.name: invariance(system, invariance_set, config.context_swaps, config.seed) for system in systems
     }
-    if probe_files := _files(config.probes):
+    if probe_files := existing_files(config.probes):
         board["probes"] = probes(systems, probe_files)
     return board
 

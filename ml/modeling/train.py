@@ -26,7 +26,7 @@ from transformers import (
 
 from ml.config import ScoreboardConfig, TrainConfig
 from ml.data.augment import augment
-from ml.data.records import UNKNOWN, expand_paths, label_matrix, load_labelled, load_partially_labelled
+from ml.data.records import UNKNOWN, label_matrix, load_labelled, load_partially_labelled
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.distill import dialogue_lines, with_teacher_targets
@@ -282,13 +282,13 @@ def describe_model(output_dir: Path, config: TrainConfig, board: ScoreboardConfi
     gates (when `config.export_onnx`), the test report, and the card with the held-out-writer and
     out-of-domain numbers (`board`). Returns the recorded CPU runtime and the test report."""
     from ml.evaluation.evaluate import evaluate_model, write_model_card
-    from ml.evaluation.scoreboard import generalisation, systems_for
+    from ml.evaluation.scoreboard import existing_files, generalisation, systems_for
 
     cpu_runtime = {}
     if config.export_onnx:
         gate_sets = {"validation": Path(config.validation_file), "test": Path(config.test_file)}
         if board:
-            gate_sets.update({p.stem: p for p in expand_paths(board.held_out)})
+            gate_sets.update({p.stem: p for p in existing_files(board.held_out)})
         cpu_runtime = export_for_cpu(output_dir, gate_sets)
     # The portable runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
     # test report and the card describe is what `Scorer.load` runs on any CPU.
