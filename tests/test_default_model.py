@@ -21,13 +21,21 @@ def test_default_model_is_small_and_complete():
         assert (DEFAULT / name).exists()
 
 
+# The card's examples were scored by ONNX int8 on the training machine; int8 kernels differ with the CPU's
+# instruction set (VNNI or plain AVX2: 0.011 apart on one example), within the int8 gate's measured gaps.
+INT8_TOLERANCE = 0.05
+
+
 def test_default_model_scores_its_card_examples(default_scorer):
     info = json.loads((DEFAULT / "labels.json").read_text(encoding="utf-8"))
     assert info["card_examples"]
     for example in info["card_examples"]:
         result = default_scorer.score(example["text"], example["context"])
         for label, expected in example["probabilities"].items():
-            assert result.probabilities[label] == pytest.approx(expected, abs=0.01), (example["text"], label)
+            got = result.probabilities[label]
+            assert got == pytest.approx(expected, abs=INT8_TOLERANCE), (example["text"], label)
+            threshold = info["thresholds"][label]
+            assert (got >= threshold) == (expected >= threshold), (example["text"], label)
         card = (DEFAULT / "MODEL_CARD.md").read_text(encoding="utf-8")
         assert example["text"] in card
 
