@@ -191,6 +191,8 @@ def evaluate(
     """Held-out writers and out-of-domain false alarms first (model and baselines), then per-label
     precision, recall, F1, ROC-AUC, PR-AUC, support, macro/micro F1 and thresholds on `data`."""
     from ml.evaluation.evaluate import tracked_evaluation
+    from ml.evaluation.scoreboard import generalisation as beyond_test
+    from ml.evaluation.scoreboard import model_system, systems_for
     from ml.modeling.scorer import Scorer
 
     settings = project_config(config)
@@ -198,23 +200,12 @@ def evaluate(
     if card and not (baselines and generalisation and Path(model).is_dir()):
         raise typer.BadParameter("needs a model directory, --baselines and --generalisation", param_hint="--card")
     scorer = Scorer.load(model, runtime="portable")  # what the scoreboard and the card measure
-    report = tracked_evaluation(
-        scorer,
-        data,
-        train_config.train_file if baselines else None,
-        train_config.validation_file if baselines else None,
-        out_dir,
-    )
+    # the baselines are fitted once, for the test report and the scoreboard's sets
+    train_file, validation_file = train_config.train_file, train_config.validation_file
+    systems = systems_for(scorer, train_file, validation_file) if baselines else [model_system(scorer)]
+    report = tracked_evaluation(scorer, data, systems[1:], out_dir)
     if generalisation:
-        from ml.evaluation.scoreboard import generalisation as beyond_test
-        from ml.evaluation.scoreboard import model_system, systems_for
-
-        systems = (
-            systems_for(scorer, train_config.train_file, train_config.validation_file)
-            if baselines
-            else [model_system(scorer)]
-        )
-        report["generalisation"] = beyond_test(systems, train_config.train_file, settings.scoreboard)
+        report["generalisation"] = beyond_test(systems, train_file, settings.scoreboard)
         if card:
             from ml.evaluation.evaluate import rewrite_model_card
 

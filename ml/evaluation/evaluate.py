@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ml.config import TrainConfig
 from ml.data.augment import NOISE
 from ml.data.records import label_matrix, load_labelled
-from ml.evaluation.baselines import fit_baselines
 from ml.evaluation.metrics import calibration, label_metrics, pr_curve_points
 from ml.labels import LABELS
 from ml.modeling.backends import cpu_has_amx_bf16
 from ml.modeling.model_info import ModelInfo
 from ml.modeling.scorer import Scorer
 from ml.tracking import start_run
+
+if TYPE_CHECKING:
+    from ml.evaluation.scoreboard import System
 
 # Utterances from the annotation guide, scored into the model card (and checked by the tests).
 CARD_EXAMPLES = [
@@ -28,14 +31,6 @@ CARD_EXAMPLES = [
     ("再不还钱，明天就把你的欠款信息发到你通讯录所有人手机上。", ""),
     ("逾期记录会上报征信，可能影响您以后办理贷款和信用卡，建议您尽快处理。", ""),
 ]
-
-
-def baseline_reports(
-    train_file: str, validation_file: str, test, y_test: np.ndarray, objectives: dict[str, str]
-) -> dict[str, Any]:
-    """Fit each baseline on the train split, tune its thresholds on validation like the model's."""
-    fitted = fit_baselines(load_labelled([train_file]), load_labelled([validation_file]), objectives)
-    return {b.name: label_metrics(y_test, b.predict_proba(test["text"]), thresholds) for b, thresholds in fitted}
 
 
 def worst_errors(
@@ -85,12 +80,12 @@ def reliability_plot(calibration_report: dict[str, Any], path: Path) -> None:
 def evaluate_model(
     model: str | Path | Scorer,
     data_file: str,
-    train_file: str | None = None,
-    validation_file: str | None = None,
+    baselines: Sequence[System] = (),
     out_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The evaluation report: the model's metrics at its saved thresholds (top level, a stable
-    interface), the baselines, calibration; with `out_dir`, also the plots and error files."""
+    interface), the `baselines` (fitted by `scoreboard.systems_for`, so one fit serves the
+    scoreboard's sets too), calibration; with `out_dir`, also the plots and error files."""
     scorer = model if isinstance(model, Scorer) else Scorer.load(model, runtime="portable")
     test = load_labelled([data_file])
     y = label_matrix(test).astype(int)
@@ -98,8 +93,10 @@ def evaluate_model(
     report = label_metrics(y, probabilities, scorer.info.thresholds)
     report["model"] = {"name": scorer.info.name, "version": scorer.info.version, "path": str(scorer.source)}
     report["data"] = {"file": data_file, "records": len(test)}
-    if train_file and validation_file:
-        report["baselines"] = baseline_reports(train_file, validation_file, test, y, scorer.info.threshold_objective)
+    if baselines:
+        report["baselines"] = {
+            b.name: label_metrics(y, b.predict(test["text"], test["context"]), b.thresholds) for b in baselines
+        }
     calibration_report = calibration(y, probabilities)
     report["calibration"] = {label: calibration_report[label]["ece"] for label in LABELS}
     if out_dir:
@@ -110,13 +107,13 @@ def evaluate_model(
 
 
 def tracked_evaluation(
-    scorer: Scorer, data_file: str, train_file: str | None, validation_file: str | None, out_dir: Path | None
+    scorer: Scorer, data_file: str, baselines: Sequence[System], out_dir: Path | None
 ) -> dict[str, Any]:
     """`evaluate_model` as its own MLflow run: parameters, headline and per-label metrics, the files."""
     import mlflow
 
     with start_run("evaluate"):
-        report = evaluate_model(scorer, data_file, train_file, validation_file, out_dir)
+        report = evaluate_model(scorer, data_file, baselines, out_dir)
         mlflow.log_params({"model": scorer.source, "data": data_file, "version": report["model"]["version"]})
         mlflow.log_metrics(
             {

@@ -293,13 +293,11 @@ def describe_model(output_dir: Path, config: TrainConfig, board: ScoreboardConfi
     # The portable runtime (ONNX int8 when it passed the gate) with the tuned thresholds: what the
     # test report and the card describe is what `Scorer.load` runs on any CPU.
     scorer = Scorer.load(output_dir, runtime="portable")
-    report = evaluate_model(
-        scorer, config.test_file, train_file=config.train_file, validation_file=config.validation_file
-    )
+    systems = systems_for(scorer, config.train_file, config.validation_file)  # the model and both baselines
+    report = evaluate_model(scorer, config.test_file, baselines=systems[1:])
     info = ModelInfo.read(output_dir)
     info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}
     info.write(output_dir)
-    systems = systems_for(scorer, config.train_file, config.validation_file)
     beyond_test = generalisation(systems, config.train_file, board) if board else {}
     write_model_card(output_dir, config, report, scorer, beyond_test)
     return cpu_runtime, report
