@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 DEFAULT_COMMIT = "d5341c7"  # the last commit with 20656116bf1c's scoreboard
 METRICS = "reports/scoreboard/metrics.json"
@@ -14,7 +15,7 @@ def default_metrics() -> dict:
 
 
 def main(path: str = METRICS) -> None:
-    old, new = default_metrics(), json.loads(open(path).read())
+    old, new = default_metrics(), json.loads(Path(path).read_text())
     bars = [  # (metric, bar, higher_is_better)
         ("held_out_model_macro_f1", 0.823, True),
         ("held_out_model_threatening_recall_at_p85", 0.656, True),
