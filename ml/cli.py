@@ -104,7 +104,7 @@ def data_split(
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (seed, fractions, output folder)."),
     out_dir: Path | None = typer.Option(None, help="Output folder (default: data.split_dir of the config)."),
 ) -> None:
-    """Write a deterministic, seeded, stratified train/validation/test split under data/."""
+    """Write a deterministic, seeded train/validation/test split under data/ (a label edit moves no record)."""
     from ml.data.split import split_records, write_split
 
     data_config = project_config(config).data

@@ -130,7 +130,7 @@ def test_near_duplicates_use_normalised_character_similarity():
     assert [(a, b) for a, b, _ in pairs] == [(0, 1)]
 
 
-def test_split_is_deterministic_stratified_and_keeps_groups_together():
+def test_split_is_deterministic_and_keeps_groups_together():
     records = load_records(sorted(Path("data/labelled").glob("*.jsonl"))).records[:1200]
     first = split_records(records, seed=5)
     second = split_records(list(reversed(records)), seed=5)
@@ -146,6 +146,20 @@ def test_split_is_deterministic_stratified_and_keeps_groups_together():
     assert {k: [r.id for r in v] for k, v in split_records(records, seed=6).items()} != {
         k: [r.id for r in v] for k, v in first.items()
     }
+
+
+def test_label_edits_and_new_records_move_no_existing_record():
+    records = load_records(sorted(Path("data/labelled").glob("*.jsonl"))).records[:1500]
+    before = {r.id: name for name, rows in split_records(records[:1000]).items() for r in rows}
+    edited = [
+        r.model_copy(update={"labels": r.labels.model_copy(update={"threatening": 1 - r.labels.threatening})})
+        if i % 7 == 0
+        else r
+        for i, r in enumerate(records)
+    ]
+    grown = split_records(edited)  # a seventh of the labels flipped and 500 records added
+    after = {r.id: name for name, rows in grown.items() for r in rows}
+    assert {i: after[i] for i in before} == before
 
 
 def test_split_keeps_near_duplicates_together():
