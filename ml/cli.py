@@ -187,10 +187,13 @@ def evaluate(
         help="Rewrite the model directory's MODEL_CARD.md with these numbers (a model trained before the "
         "evaluation sets grew); its training section describes the config's train recipe.",
     ),
+    allow_training_overlap: bool = typer.Option(
+        False, help="Measure even when `data` holds records the model was trained or tuned on (measures fit)."
+    ),
 ) -> None:
     """Held-out writers and out-of-domain false alarms first (model and baselines), then per-label
     precision, recall, F1, ROC-AUC, PR-AUC, support, macro/micro F1 and thresholds on `data`."""
-    from ml.evaluation.evaluate import tracked_evaluation
+    from ml.evaluation.evaluate import TrainingOverlapError, tracked_evaluation
     from ml.evaluation.scoreboard import generalisation as beyond_test
     from ml.evaluation.scoreboard import model_system, systems_for
     from ml.modeling.scorer import Scorer
@@ -203,7 +206,11 @@ def evaluate(
     # the baselines are fitted once, for the test report and the scoreboard's sets
     train_file, validation_file = train_config.train_file, train_config.validation_file
     systems = systems_for(scorer, train_file, validation_file) if baselines else [model_system(scorer)]
-    report = tracked_evaluation(scorer, data, systems[1:], out_dir)
+    try:
+        report = tracked_evaluation(scorer, data, systems[1:], out_dir, allow_training_overlap)
+    except TrainingOverlapError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
     if generalisation:
         report["generalisation"] = beyond_test(systems, train_file, settings.scoreboard)
         if card:

@@ -112,6 +112,34 @@ def test_train_stage_writes_a_complete_model_directory(tiny_trained_model):
     assert AutoTokenizer.from_pretrained(tiny_trained_model) is not None
 
 
+def test_evaluate_refuses_records_the_model_was_trained_or_tuned_on(tiny_trained_model, small_splits, tmp_path):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    recorded = json.loads((tiny_trained_model / "training_ids.json").read_text())
+    train_ids = [json.loads(line)["id"] for line in small_splits["train"].read_text().splitlines() if line.strip()]
+    assert set(train_ids) <= set(recorded["trained_on"]) and "n0" in recorded["trained_on"]  # negatives too
+    validation_ids = [json.loads(line)["id"] for line in small_splits["validation"].read_text().splitlines()]
+    assert recorded["tuned_on"] == sorted(validation_ids)
+    # a "test" file that a redrawn split filled with two training records and the real test records
+    mixed = tmp_path / "redrawn_test.jsonl"
+    train_lines = small_splits["train"].read_text().splitlines()[:2]
+    mixed.write_text("\n".join([*train_lines, small_splits["test"].read_text()]), encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"train:\n  train_file: {small_splits['train']}\n  validation_file: {small_splits['validation']}\n"
+    )
+    base = ["evaluate", "--model", str(tiny_trained_model), "--data", str(mixed), "--config", str(config)]
+    options = ["--no-baselines", "--no-generalisation", "--json"]
+    refused = CliRunner().invoke(app, [*base, *options])
+    assert refused.exit_code == 2
+    assert "2 of the" in refused.output and train_ids[0] in refused.output
+    allowed = CliRunner().invoke(app, [*base, *options, "--allow-training-overlap"])
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(allowed.stdout)["data"]["seen_in_training"] == 2
+
+
 def test_evaluate_json_has_the_stable_keys(tiny_trained_model, small_splits, tmp_path):
     from typer.testing import CliRunner
 

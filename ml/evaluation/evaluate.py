@@ -15,7 +15,7 @@ from ml.data.records import label_matrix, load_labelled
 from ml.evaluation.metrics import calibration, label_metrics, pr_curve_points
 from ml.labels import LABELS
 from ml.modeling.backends import cpu_has_amx_bf16
-from ml.modeling.model_info import ModelInfo
+from ml.modeling.model_info import ModelInfo, training_ids
 from ml.modeling.scorer import Scorer
 from ml.tracking import start_run
 
@@ -77,22 +77,39 @@ def reliability_plot(calibration_report: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+class TrainingOverlapError(ValueError):
+    """An evaluation file holds records the model was trained or tuned on."""
+
+
 def evaluate_model(
     model: str | Path | Scorer,
     data_file: str,
     baselines: Sequence[System] = (),
     out_dir: Path | None = None,
+    allow_training_overlap: bool = False,
 ) -> dict[str, Any]:
     """The evaluation report: the model's metrics at its saved thresholds (top level, a stable
     interface), the `baselines` (fitted by `scoreboard.systems_for`, so one fit serves the
-    scoreboard's sets too), calibration; with `out_dir`, also the plots and error files."""
+    scoreboard's sets too), calibration; with `out_dir`, also the plots and error files.
+    Refuses (TrainingOverlapError) data the model was trained or tuned on, unless `allow_training_overlap`."""
     scorer = model if isinstance(model, Scorer) else Scorer.load(model, runtime="portable")
     test = load_labelled([data_file])
+    overlap = training_overlap(scorer, test["id"])
+    if overlap and not allow_training_overlap:
+        raise TrainingOverlapError(
+            f"{len(overlap)} of the {len(test)} records in {data_file} are records {scorer.source} was trained or "
+            f"tuned on (e.g. {overlap[0]}): that measures fit, not generalisation. Was the split redrawn after "
+            "this model was trained? Evaluate on its own test split, or measure anyway with --allow-training-overlap."
+        )
     y = label_matrix(test).astype(int)
     probabilities = scorer.predict_proba(test["text"], test["context"])
     report = label_metrics(y, probabilities, scorer.info.thresholds)
     report["model"] = {"name": scorer.info.name, "version": scorer.info.version, "path": str(scorer.source)}
-    report["data"] = {"file": data_file, "records": len(test)}
+    report["data"] = {
+        "file": data_file,
+        "records": len(test),
+        "seen_in_training": len(overlap) if overlap is not None else None,
+    }
     if baselines:
         report["baselines"] = {
             b.name: label_metrics(y, b.predict(test["text"], test["context"]), b.thresholds) for b in baselines
@@ -106,14 +123,25 @@ def evaluate_model(
     return report
 
 
+def training_overlap(scorer: Scorer, ids: Sequence[str]) -> list[str] | None:
+    """The ids among `ids` that the scorer's model was trained or tuned on; None where the model
+    does not record its training ids (a hub model, or one trained before they were recorded)."""
+    seen = training_ids(scorer.location) if scorer.location else None
+    return None if seen is None else [i for i in ids if i in seen]
+
+
 def tracked_evaluation(
-    scorer: Scorer, data_file: str, baselines: Sequence[System], out_dir: Path | None
+    scorer: Scorer,
+    data_file: str,
+    baselines: Sequence[System],
+    out_dir: Path | None,
+    allow_training_overlap: bool = False,
 ) -> dict[str, Any]:
     """`evaluate_model` as its own MLflow run: parameters, headline and per-label metrics, the files."""
     import mlflow
 
     with start_run("evaluate"):
-        report = evaluate_model(scorer, data_file, baselines, out_dir)
+        report = evaluate_model(scorer, data_file, baselines, out_dir, allow_training_overlap)
         mlflow.log_params({"model": scorer.source, "data": data_file, "version": report["model"]["version"]})
         mlflow.log_metrics(
             {

@@ -11,6 +11,7 @@ from typing import Any
 from ml.labels import LABELS, is_share_per_label
 
 MODEL_INFO_FILE = "labels.json"
+TRAINING_IDS_FILE = "training_ids.json"  # the record ids a model was trained and tuned on
 
 
 class ModelLoadError(ValueError):
@@ -77,6 +78,23 @@ class ModelInfo:
         if not self.ngram_weights:  # a plain model keeps the labels.json it always had
             del fields["ngram_weights"]
         (model_dir / MODEL_INFO_FILE).write_text(json.dumps(fields, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def write_training_ids(model_dir: Path, trained_on: list[str], tuned_on: list[str]) -> None:
+    """Record which labelled records fitted the weights (`trained_on`) and the cut-offs (`tuned_on`),
+    so that an evaluation can refuse to measure fit (`training_ids`). Ids only: no text leaves the data."""
+    ids = {"trained_on": sorted(set(trained_on)), "tuned_on": sorted(set(tuned_on))}
+    (model_dir / TRAINING_IDS_FILE).write_text(json.dumps(ids, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def training_ids(model_dir: Path) -> frozenset[str] | None:
+    """The ids a model directory says it was trained or tuned on; None where it does not say (a hub
+    model, or one trained before the file existed)."""
+    path = model_dir / TRAINING_IDS_FILE
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    return frozenset(recorded.get("trained_on", [])) | frozenset(recorded.get("tuned_on", []))
 
 
 def _is_probability(value: Any) -> bool:

@@ -99,9 +99,11 @@ class Scorer:
         explain_units: int = DEFAULT_EXPLAIN_UNITS,
         batch_size: int = 32,
         source: str = "",
+        location: Path | None = None,
         ngrams: CharNgrams | None = None,
     ) -> None:
         self.source = source  # where the model was loaded from, for reports
+        self.location = location  # its local directory; None for a hub model
         self.backend = backend
         self.ngrams = ngrams  # a stacked model's character n-gram part (reads the reply only)
         self.encoder = encoder
@@ -171,6 +173,7 @@ class Scorer:
             explain_units=explain_units,
             batch_size=batch_size,
             source=str(source),
+            location=location if isinstance(location, Path) else None,
             ngrams=ngrams,
         )
 

@@ -26,13 +26,13 @@ from transformers import (
 
 from ml.config import ScoreboardConfig, TrainConfig
 from ml.data.augment import augment
-from ml.data.records import UNKNOWN, label_matrix, load_labelled, load_partially_labelled
+from ml.data.records import UNKNOWN, expand_paths, iter_raw_rows, label_matrix, load_labelled, load_partially_labelled
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.distill import dialogue_lines, with_teacher_targets
 from ml.modeling.encoding import ReplyEncoder, with_model_normaliser
 from ml.modeling.export import export_onnx, export_openvino
-from ml.modeling.model_info import ModelInfo
+from ml.modeling.model_info import ModelInfo, write_training_ids
 from ml.modeling.registry import log_model
 from ml.modeling.runtime import configure_cpu_threads, device_precision
 from ml.modeling.scorer import Scorer
@@ -232,7 +232,20 @@ def save_model(model, tokenizer, config: TrainConfig) -> Path:
         max_length=config.max_length,
         threshold_objective=config.threshold_objective,
     ).write(output_dir)
+    write_training_ids(
+        output_dir, record_ids([config.train_file, *config.negatives]), record_ids([config.validation_file])
+    )
     return output_dir
+
+
+def record_ids(paths: list[str]) -> list[str]:
+    """The ids of the records in these data files (folders and globs allowed)."""
+    return [
+        row["id"]
+        for path in expand_paths(paths)
+        for _, row in iter_raw_rows(path)
+        if isinstance(row, dict) and "id" in row
+    ]
 
 
 def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
