@@ -63,8 +63,16 @@ class DataConfig(StrictModel):
     ]
     seed: int = 13
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    near_duplicate_threshold: float = 0.85
+    # similarity (0-1) from which two records count as near-duplicates; 1 would group exact copies only
+    near_duplicate_threshold: float = Field(0.85, gt=0, lt=1)
     coverage: CoverageTargets = CoverageTargets()
+
+    @field_validator("split_fractions")
+    @classmethod
+    def fractions_of_one(cls, fractions: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+            raise ValueError(f"split_fractions {list(fractions)}: train, validation and test must be > 0 and sum to 1")
+        return fractions
 
 
 class PretrainConfig(StrictModel):
@@ -180,6 +188,18 @@ class TrainConfig(StrictModel):
     def copies_bounded(self) -> TrainConfig:
         check_copy_shares(self.noise_augmentation, self.context_swap, self.courtesy_threats)
         return self
+
+    @field_validator("pos_weight")
+    @classmethod
+    def known_positive_weights(cls, weights: dict[str, float] | str | None) -> dict[str, float] | str | None:
+        """A misspelt label would silently weigh 1.0."""
+        if isinstance(weights, dict):
+            for label, weight in weights.items():
+                if label not in LABELS:
+                    raise ValueError(f"pos_weight: {label!r} is not one of {list(LABELS)}")
+                if weight <= 0:
+                    raise ValueError(f"pos_weight: {label} must be > 0, not {weight}")
+        return weights
 
     @field_validator("threshold_objective")
     @classmethod

@@ -67,6 +67,61 @@ def test_labels_must_be_integers_not_booleans(tmp_path):
     assert [e.field for e in load_records([path]).errors] == ["labels.clear"]
 
 
+def test_a_bad_byte_costs_its_line_not_the_file(tmp_path):
+    path = tmp_path / "bytes.jsonl"
+    lines = [json.dumps(record(id=f"t-{i}"), ensure_ascii=False).encode() for i in range(5)]
+    lines[3] = lines[3].replace("您好".encode(), b"\xff")
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")  # a BOM too, as Windows tools write
+    result = load_records([path])
+    assert [r.id for r in result.records] == ["t-0", "t-1", "t-2", "t-4"]
+    assert [(e.line, e.field) for e in result.errors] == [(4, "line")] and "UTF-8" in result.errors[0].message
+
+
+def test_label_cells_take_ascii_integers_only(tmp_path):
+    flat = {k: v for k, v in record().items() if k != "labels"} | GOOD["labels"]
+    pd.DataFrame([flat | {"id": "a"}, flat | {"id": "b", "polite": "²"}]).to_csv(tmp_path / "f.csv", index=False)
+    result = load_records([tmp_path / "f.csv"])
+    assert [r.id for r in result.records] == ["a"] and [e.field for e in result.errors] == ["labels.polite"]
+
+
+def test_partial_records_are_as_strict_as_records():
+    from pydantic import ValidationError
+
+    from ml.data.records import PartialRecord
+
+    good = {"id": "n-1", "text": "这部电影2004年上映。", "source": "test", "labels": {"threatening": 0}}
+    assert PartialRecord.model_validate(good).labels == {"threatening": 0}
+    for bad in ({"labels": {"threatening": True}}, {"labels": {"threatening": 2}}, {"id": "  "}):
+        with pytest.raises(ValidationError):
+            PartialRecord.model_validate(good | bad)
+
+
+def test_absolute_globs_expand_like_relative_ones(tmp_path):
+    from ml.data.records import expand_paths
+
+    for name in ("b.jsonl", "a.jsonl", "c.txt"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    assert expand_paths([str(tmp_path / "*.jsonl")]) == [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+
+
+def test_config_refuses_settings_that_would_silently_break_the_data():
+    from pydantic import ValidationError
+
+    from ml.config import DataConfig, TrainConfig
+
+    for bad in (
+        {"near_duplicate_threshold": 85},
+        {"near_duplicate_threshold": 1.0},
+        {"split_fractions": [0.8, 0.3, -0.1]},
+    ):
+        with pytest.raises(ValidationError):
+            DataConfig(**bad)
+    for bad in ({"threatning": 3.0}, {"threatening": -1.0}):
+        with pytest.raises(ValidationError, match="pos_weight"):
+            TrainConfig(pos_weight=bad)
+    assert TrainConfig(pos_weight={"threatening": 3.0}).pos_weight == {"threatening": 3.0}
+
+
 def test_csv_and_parquet_load_into_the_same_schema_and_keep_extra_fields(tmp_path):
     flat = {k: v for k, v in record(boundary=True, pair="p-1", notes="why").items() if k != "labels"}
     flat.update(GOOD["labels"])

@@ -102,8 +102,13 @@ def iter_raw_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | str]
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8", errors="strict") as handle:
-            for number, line in enumerate(handle, 1):
+        with path.open("rb") as handle:  # decoded line by line: one bad byte costs its line, not the file
+            for number, raw in enumerate(handle, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as error:
+                    yield number, f"not valid UTF-8 (byte {error.start} of the line)"
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -142,7 +147,7 @@ def _flat_row_to_record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_int(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):  # not "²" or "١", which isdigit() passes
         return int(value)
     if isinstance(value, (np.integer,)):
         return int(value)
@@ -191,7 +196,8 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
         if candidate.is_dir():
             paths += sorted(p for p in candidate.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES)
         elif any(ch in pattern for ch in "*?["):
-            paths += sorted(Path().glob(pattern))
+            root = Path(candidate.anchor or ".")  # Path.glob takes relative patterns only
+            paths += sorted(root.glob(str(candidate.relative_to(root)) if candidate.anchor else pattern))
         else:
             paths.append(candidate)
     return paths
@@ -253,10 +259,17 @@ class PartialRecord(BaseModel):
     id: str
     text: str
     context: str = ""
-    labels: dict[Literal[LABELS], Literal[0, 1]]
+    labels: dict[Literal[LABELS], StrictInt]  # strict, as in Record: true is not a label
     source: str
 
-    not_blank = field_validator("text")(Record.not_blank.__func__)  # Record's own check, not a copy
+    not_blank = field_validator("id", "text")(Record.not_blank.__func__)  # Record's own check, not a copy
+
+    @field_validator("labels")
+    @classmethod
+    def zero_or_one(cls, labels: dict[str, int]) -> dict[str, int]:
+        for value in labels.values():
+            Labels.zero_or_one(value)
+        return labels
 
 
 def load_partially_labelled(paths: Iterable[str | Path]) -> Dataset:
