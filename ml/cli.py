@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ml.config import ProjectConfig, load_config
@@ -31,7 +32,7 @@ def _load_valid(paths: list[str]):
 
     files = expand_paths(paths)
     if not files:
-        console.print(f"[red]no data files match {' '.join(paths)}[/red]")
+        console.print(f"[red]no data files match {escape(' '.join(paths))}[/red]")
         raise typer.Exit(2)
     return files, load_records(files)
 
@@ -209,7 +210,7 @@ def evaluate(
     try:
         report = tracked_evaluation(scorer, data, systems[1:], out_dir, allow_training_overlap)
     except TrainingOverlapError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         raise typer.Exit(2) from None
     if generalisation:
         report["generalisation"] = beyond_test(systems, train_file, settings.scoreboard)
@@ -283,7 +284,7 @@ def stack(
     try:
         info = run_stack(model, target, settings.train, settings.stack)
     except (ModelLoadError, FileExistsError) as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         raise typer.Exit(2) from None
     summary = {"out": str(target), "version": info.version, "thresholds": info.thresholds}
     typer.echo(json.dumps({**summary, "test_macro_f1": info.test_metrics["macro_f1"]}, indent=2))
@@ -360,10 +361,10 @@ def score(
         )
         counts = job.run(resume=resume, show_progress=output != "-" and sys.stderr.isatty())
     except NothingScored as error:
-        console.print(f"[red]{error}[/red] (every row is in {output} with its error)")
+        console.print(f"[red]{escape(str(error))}[/red] (every row is in {escape(output)} with its error)")
         raise typer.Exit(1) from None
     except (ValueError, OSError) as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         raise typer.Exit(2) from None
     console.print(json.dumps(counts.summary()))
 
@@ -432,7 +433,7 @@ def report(
         rubric = project_config(config).report.conversation
         written = build_report(scored, output, summary, model, timezone, show_pii, rubric)
     except (ValueError, OSError) as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         raise typer.Exit(2) from None
     for path in written:
         typer.echo(str(path))
@@ -453,7 +454,7 @@ def review_export(
     try:
         typer.echo(json.dumps(export_tasks(scored, output, model, select, n, per_agent)))
     except (ValueError, OSError) as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -468,10 +469,10 @@ def review_import(
     try:
         tasks = json.loads(export.read_text(encoding="utf-8"))
     except (ValueError, OSError) as error:
-        console.print(f"[red]{export}: {error}[/red]")
+        console.print(f"[red]{escape(f'{export}: {error}')}[/red]")
         raise typer.Exit(2) from None
     if not isinstance(tasks, list):
-        console.print(f"[red]{export}: expected a Label Studio JSON export (a list of tasks)[/red]")
+        console.print(f"[red]{escape(str(export))}: expected a Label Studio JSON export (a list of tasks)[/red]")
         raise typer.Exit(2)
     typer.echo(json.dumps(write_import(import_annotations(tasks), output)))
 
@@ -483,7 +484,7 @@ def main() -> None:
     try:
         app()
     except ModelLoadError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         sys.exit(2)
 
 

@@ -45,6 +45,7 @@ def test_a_list_with_evidence(client):
         ({}, 422, "either"),
         ({"text": "好", "colour": "red"}, 422, "Extra inputs"),
         ({"items": [{"text": "您好"}, {"text": ""}]}, 422, "item 1"),
+        ({"items": [{"text": "好的，我们会处理"}], "context": "我失业了", "id": "top"}, 422, "inside each item"),
     ],
 )
 def test_bad_requests_get_4xx_with_a_json_reason(client, body, status, words):

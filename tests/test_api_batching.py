@@ -100,6 +100,15 @@ def test_a_request_whose_deadline_passes_in_the_queue_is_never_scored(tiny_score
     assert sizes == [1]  # only the first request reached the model
 
 
+def test_a_batched_request_whose_deadline_passes_while_it_is_scored_gets_504(tiny_scorer, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    slow_predictions(monkeypatch, tiny_scorer, 1.0)
+    with TestClient(create_app(tiny_scorer, serve=ServeConfig(request_timeout_s=0.3))) as client:
+        late = client.post("/v1/score", json={"items": [{"text": text} for text in TEXTS]})
+    assert late.status_code == 504 and "deadline" in late.json()["error"]  # the model took it: not "busy"
+
+
 def test_serve_with_two_worker_processes(tiny_trained_model, tmp_path):
     import socket
     import subprocess

@@ -67,6 +67,14 @@ def test_auth_is_checked_before_the_body_is_read(tiny_scorer, monkeypatch, live_
         assert httpx.get(f"{server.url}/metrics").status_code == 401  # /metrics needs the key too
 
 
+def test_a_key_with_bytes_that_are_not_ascii_gets_401_not_500(tiny_scorer, monkeypatch):
+    monkeypatch.setenv("REPLYQA_API_KEYS", "k1")
+    with TestClient(create_app(tiny_scorer)) as client:
+        for header in (b"Bearer \xe9", "Bearer k1é".encode()):  # a raw latin-1 byte, UTF-8 text
+            answer = client.post("/v1/score", json={"text": "您好"}, headers={"Authorization": header})
+            assert answer.status_code == 401 and "API key" in answer.json()["error"]
+
+
 def test_metrics_can_be_opened_for_scrapers(tiny_scorer, monkeypatch):
     monkeypatch.setenv("REPLYQA_API_KEYS", "k1")
     with TestClient(create_app(tiny_scorer, serve=ServeConfig(metrics_require_key=False))) as client:

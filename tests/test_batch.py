@@ -328,3 +328,72 @@ def test_a_run_interrupted_with_one_worker_resumes_with_two(tiny_scorer, tmp_pat
     )
     assert counts.resumed_rows == 8 and counts.rows == 30
     assert output.read_bytes() == (tmp_path / "once.csv").read_bytes()
+
+
+# ---------------------------------------------------------------- malformed input, names the output uses
+
+
+def test_a_malformed_csv_row_is_an_error_on_its_row_only_and_names_its_line(tiny_scorer, tmp_path):
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text('id,text\n1,您好\n2,请稍等,EXTRA\n3,"好的"x\n4,谢谢\n', encoding="utf-8")
+    counts = ScoreJob(tiny_scorer, str(source), str(output), chunk_rows=2).run(show_progress=False)
+    result = read_any(output)
+    assert counts.rows == 4 and counts.scored == 2
+    assert result["id"].fillna("").tolist() == ["1", "", "", "4"]
+    assert result["_raw"].fillna("").tolist() == ["", "2,请稍等,EXTRA", '3,"好的"x', ""]
+    assert "bad CSV row at line 3: 3 fields where the header has 2" in result["error"][1]
+    assert "bad CSV row at line 4" in result["error"][2]
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_a_quote_that_is_never_closed_keeps_the_rest_of_the_file_as_one_bad_row(tiny_scorer, tmp_path):
+    source, output = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    source.write_text('id,text\n1,您好\n2,"请稍等\n3,好的\n', encoding="utf-8")
+    ScoreJob(tiny_scorer, str(source), str(output)).run(show_progress=False)
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [row["error"] is None for row in rows] == [True, False]
+    assert rows[1]["_raw"] == '2,"请稍等\n3,好的' and "bad CSV row at lines 3-4" in rows[1]["error"]
+
+
+def test_a_context_that_is_not_a_string_is_an_error_on_its_row(tiny_scorer, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_rows(source, [{"text": "您好", "context": 5}, {"text": "您好", "context": None}, {"text": "您好"}])
+    ScoreJob(tiny_scorer, str(source), str(output)).run(show_progress=False)
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert "context must be a string, got int" in rows[0]["error"] and rows[0]["p_polite"] is None
+    assert rows[1]["error"] is None and rows[2]["error"] is None  # an absent context is no error
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_column_named_like_an_output_column_is_refused_before_anything_is_written(tiny_scorer, tmp_path, suffix):
+    source, output = tmp_path / f"in{suffix}", tmp_path / "out.csv"
+    frame = pd.DataFrame([{"id": "1", "text": "您好", "error": "E17", "p_polite": "high"}])
+    frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source, index=False)
+    with pytest.raises(ValueError, match="'error', 'p_polite'; rename it"):
+        ScoreJob(tiny_scorer, str(source), str(output)).run(show_progress=False)
+    assert not output.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_a_jsonl_line_with_a_key_the_output_uses_is_kept_whole_with_its_error(tiny_scorer, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = ['{"id": "1", "text": "您好", "error": "E17"}', '{"id": "2", "text": "您好", "_parse_error": "x"}']
+    source.write_text("\n".join([*lines, '{"id": "3", "text": "您好"}']) + "\n", encoding="utf-8")
+    ScoreJob(tiny_scorer, str(source), str(output)).run(show_progress=False)
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [row.get("_raw") for row in rows] == [*lines, None]
+    assert "'error' is a name the output uses" in rows[0]["error"] and "'_parse_error'" in rows[1]["error"]
+    assert rows[2]["error"] is None
+
+
+def test_cli_errors_show_column_names_as_written_not_as_markup(tiny_trained_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    for header, shown in (("[/b],x", "[/b], x"), ("[id],[text]", "[id], [text]")):
+        source = tmp_path / "in.csv"
+        source.write_text(f"{header}\n1,您好\n", encoding="utf-8")
+        result = CliRunner().invoke(
+            app, ["score", str(source), "-o", str(tmp_path / "out.csv"), "--model", str(tiny_trained_model)]
+        )
+        assert result.exit_code == 2 and f"columns found: {shown}" in result.output, result.output

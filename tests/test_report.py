@@ -248,3 +248,37 @@ def test_the_conversation_sample_gives_scorecards(tiny_scorer, tiny_trained_mode
     assert {row["agent"] for row in conversations["by_agent"]} == set(archive["agent_id"])
     turns = archive.groupby("conversation_id").size()
     assert turns.between(3, 12).all() and archive["timestamp"].str[:10].nunique() == 14
+
+
+def test_a_missing_context_is_shown_as_none_not_as_nan(tiny_scorer, tiny_trained_model, tmp_path):
+    source, scored = tmp_path / "in.parquet", tmp_path / "scored.parquet"
+    pd.DataFrame(
+        [{"id": "1", "agent_id": "A1", "text": "再不还钱就把你欠钱的事发到公司群里", "context": None}]
+    ).to_parquet(source)
+    ScoreJob(tiny_scorer, str(source), str(scored)).run(show_progress=False)
+    frame = pd.read_parquet(scored)
+    frame["threatening"] = 1  # flagged, so it is listed with its context
+    frame.to_parquet(scored)
+    page = tmp_path / "report.html"
+    build_report(scored, page, None, str(tiny_trained_model))
+    html = page.read_text(encoding="utf-8")
+    assert "agent A1" in html and "customer:" not in html and " nan" not in html
+
+
+def test_summary_csv_cells_cannot_run_as_spreadsheet_formulas(tiny_scorer, tiny_trained_model, tmp_path):
+    import csv
+
+    source, scored = tmp_path / "in.csv", tmp_path / "scored.csv"
+    agents = ['=HYPERLINK("http://evil.example","open")', "+1+2", "-3", "@SUM(A1)", "A 1"]
+    pd.DataFrame([{"id": str(i), "agent_id": a, "text": "您好"} for i, a in enumerate(agents)]).to_csv(
+        source, index=False
+    )
+    ScoreJob(tiny_scorer, str(source), str(scored)).run(show_progress=False)
+    summary_file = tmp_path / "summary.json"
+    build_report(scored, tmp_path / "report.html", summary_file, str(tiny_trained_model))
+    rows = list(csv.DictReader(summary_file.with_suffix(".csv").open(encoding="utf-8")))
+    keys = {row["key"] for row in rows if row["level"] == "agent"}
+    assert keys == {"'" + a for a in agents[:4]} | {"A 1"}
+    assert all(not row["polite_rate"].startswith("'") for row in rows)  # numbers stay numbers
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    assert {row["agent"] for row in summary["breakdowns"]["agent"]} == set(agents)  # the JSON keeps the names

@@ -1,7 +1,8 @@
 """Tabular files in and out: CSV / JSONL / Parquet read in chunks, written as parts, joined.
 
 Reading keeps every value: bytes that are not valid in the input encoding survive as surrogate
-escapes, so one bad row can be reported instead of the whole file failing. Writing is durable
+escapes, and a CSV row or JSONL line that cannot be parsed comes as its text (`_raw`) and the
+reason, so one bad row can be reported instead of the whole file failing. Writing is durable
 (fsync before rename) and the join tolerates parts whose columns differ (JSONL keys that change
 from row to row): the output has the union of the columns, missing values empty.
 """
@@ -9,12 +10,13 @@ from row to row): the output has the union of the columns, missing values empty.
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -57,30 +59,48 @@ def has_undecodable_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+def is_missing(value) -> bool:
+    """An absent value: a JSON null, a key a JSONL row lacks (NaN), a Parquet null."""
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
 # ---------------------------------------------------------------- reading
 
 
-def read_chunks(path: str, chunk_rows: int, encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
-    """Chunks of at most `chunk_rows` rows, every value kept as read (CSV values as strings)."""
+BAD_ROW_COLUMNS = ("_raw", "_parse_error")  # a row that cannot be read: its text as in the file, and why
+
+
+def read_chunks(
+    path: str, chunk_rows: int, encoding: str = "utf-8", reserved: Collection[str] = ()
+) -> Iterator[pd.DataFrame]:
+    """Chunks of at most `chunk_rows` rows, every value kept as read (CSV values as strings). A CSV
+    row or JSONL line that cannot be read comes as `_raw` (its text) and `_parse_error` (why).
+    `reserved`: column names the caller writes itself. A CSV or Parquet file with such a column is
+    refused before any row is read; a JSONL line with such a key is a bad line."""
+    refuse_reserved(path, fixed_columns(path, encoding), reserved)
     kind = file_format(path)
-    if kind == "csv":
-        yield from pd.read_csv(
-            path,
-            dtype=object,
-            keep_default_na=False,
-            chunksize=chunk_rows,
-            encoding=encoding,
-            encoding_errors="surrogateescape",
-        )
-    elif kind == "parquet":
+    if kind == "parquet":
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
+        return
+    raw = sys.stdin.buffer if path == "-" else open(path, "rb")
+    if kind == "csv":
+        yield from _csv_chunks(_text(raw, encoding, newline=""), chunk_rows)
     else:
-        raw = sys.stdin.buffer if path == "-" else open(path, "rb")
-        yield from _jsonl_chunks(io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape"), chunk_rows)
+        yield from _jsonl_chunks(_text(raw, encoding), chunk_rows, set(reserved))
 
 
-def _jsonl_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def refuse_reserved(path: str, columns: list[str] | None, reserved: Collection[str]) -> None:
+    if clashes := [c for c in columns or [] if c in reserved]:
+        names = ", ".join(map(repr, clashes))
+        raise ValueError(f"{path}: the output writes its own column {names}; rename it in the input")
+
+
+def _text(raw, encoding: str, newline: str | None = None) -> io.TextIOWrapper:
+    return io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline=newline)
+
+
+def _jsonl_chunks(handle, chunk_rows: int, reserved: set[str]) -> Iterator[pd.DataFrame]:
     rows: list[dict] = []
     with handle:
         for raw in handle:
@@ -91,6 +111,8 @@ def _jsonl_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     raise ValueError("line is not a JSON object")
+                if clashes := [key for key in row if key in reserved]:
+                    raise ValueError(f"key {', '.join(map(repr, clashes))} is a name the output uses; rename it")
             except ValueError as error:
                 row = {"_raw": line, "_parse_error": f"bad JSON line: {error}"}
             rows.append(row)
@@ -101,16 +123,100 @@ def _jsonl_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
         yield pd.DataFrame(rows, dtype=object)
 
 
+class _TakenLines:
+    """The lines a csv reader takes from a file, kept until taken back: each row's text as written."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.lines = handle, []
+
+    def __iter__(self) -> _TakenLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.handle)
+        self.lines.append(line)
+        return line
+
+    def take(self) -> str:
+        text = "".join(self.lines)
+        self.lines.clear()
+        return text
+
+
+def _csv_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Rows under the header's names, short rows filled with "". A row with more fields than the
+    header, or with quotes the CSV rules do not allow (strict: a quote never closed takes the rest
+    of the file, up to csv's field size limit), is a bad row naming its line."""
+    with handle:
+        lines = _TakenLines(handle)
+        reader = csv.reader(lines, strict=True)
+        columns = _csv_header(reader)
+        lines.take()
+        rows: list[dict] = []
+        chunks = 0
+        while True:
+            first_line = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                fields = error
+            text = lines.take()
+            if not text.strip():
+                continue  # blank lines are not rows
+            where = f"line {first_line}" if reader.line_num == first_line else f"lines {first_line}-{reader.line_num}"
+            rows.append(_csv_row(columns, fields, text, where))
+            if len(rows) == chunk_rows:
+                yield _csv_frame(rows, columns)
+                rows, chunks = [], chunks + 1
+    if rows or not chunks:  # a file of only a header is one empty chunk, so its columns reach the output
+        yield _csv_frame(rows, columns)
+
+
+def _csv_row(columns: list[str], fields: list[str] | csv.Error, text: str, where: str) -> dict:
+    if isinstance(fields, csv.Error):
+        problem = str(fields)
+    elif len(fields) > len(columns):
+        problem = f"{len(fields)} fields where the header has {len(columns)}"
+    else:
+        return dict(zip(columns, fields + [""] * (len(columns) - len(fields))))
+    return {"_raw": text.rstrip("\r\n"), "_parse_error": f"bad CSV row at {where}: {problem}"}
+
+
+def _csv_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, dtype=object)
+    return frame.reindex(columns=[*columns, *(c for c in BAD_ROW_COLUMNS if c in frame)])
+
+
+def _csv_header(reader) -> list[str]:
+    """The header's names as pandas gives them: blanks `Unnamed: i`, repeats `name.1`, `name.2`."""
+    try:
+        header = next((row for row in reader if row), [])
+    except csv.Error as error:
+        raise ValueError(f"cannot read the CSV header at line {reader.line_num}: {error}") from None
+    names: list[str] = []
+    for i, name in enumerate(header):
+        name, seen = name or f"Unnamed: {i}", 0
+        unique = name
+        while unique in names:
+            seen += 1
+            unique = f"{name}.{seen}"
+        names.append(unique)
+    return names
+
+
 def fixed_columns(path: str, encoding: str = "utf-8") -> list[str] | None:
     """The header of a CSV or the schema of a Parquet file; None for JSONL (keys vary by row)."""
     kind = file_format(path)
     if kind == "parquet":
         return list(pq.ParquetFile(path).schema_arrow.names)
     if kind == "csv":
-        try:
-            return list(pd.read_csv(path, nrows=0, encoding=encoding, encoding_errors="surrogateescape").columns)
-        except pd.errors.EmptyDataError:
-            return []
+        with _text(open(path, "rb"), encoding, newline="") as handle:
+            try:
+                return _csv_header(csv.reader(handle, strict=True))
+            except ValueError as error:
+                raise ValueError(f"{path}: {error}") from None
     return None
 
 

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader
 
 from ml.config import ConversationRubric
 from ml.data.pii import find_pii, redact
-from ml.data.tabular import fixed_columns, read_chunks
+from ml.data.tabular import fixed_columns, is_missing, read_chunks
 from ml.labels import LABELS
 from ml.modeling.model_info import ModelInfo, resolve_model_source
 from ml.modeling.scorer import InvalidReply, Scorer
@@ -150,23 +150,22 @@ def severe_replies(
     top = flagged.sort_values("severity", ascending=False).head(limit)
     rows = []
     for _, row in top.iterrows():
-        text = str(row.get("text", ""))
+        reply, context = _shown(row.get("text")).strip(), _shown(row.get("context"))
         labels = [label for label in RISK_LABELS if row[label] == 1]
         evidence = {}
-        if scorer is not None and text.strip():
+        if scorer is not None and reply:
             try:
-                result = scorer.score(text.strip(), str(row.get("context", "") or ""), explain=True)
+                result = scorer.score(reply, context, explain=True)
                 evidence = {label: result.evidence.get(label, []) for label in labels}
             except InvalidReply:  # e.g. a context edited after scoring; show the reply without evidence
                 evidence = {}
-        reply, context = text.strip(), str(row.get("context", "") or "")
         findings = find_pii(reply)
         rows.append(
             {
-                "id": row.get("id", ""),
-                "agent": row.get("agent_id", row.get("agent", "")),
-                "team": row.get("team", ""),
-                "time": row.get("timestamp", ""),
+                "id": _shown(row.get("id")),
+                "agent": _shown(row.get("agent_id", row.get("agent"))),
+                "team": _shown(row.get("team")),
+                "time": _shown(row.get("timestamp")),
                 "labels": labels,
                 "severity": round(float(row["severity"]), 3),
                 "context": context if show_pii else redact(context),
@@ -175,6 +174,11 @@ def severe_replies(
             }
         )
     return rows
+
+
+def _shown(value) -> str:
+    """A value as text on the page; a missing one (a Parquet null, a JSONL key a row lacks) as ""."""
+    return "" if is_missing(value) else str(value)
 
 
 def highlight(text: str, evidence: dict[str, list]) -> str:
@@ -223,7 +227,13 @@ def summary_csv_rows(summary: dict[str, Any]) -> pd.DataFrame:
     for card in summary.get("conversations", {}).get("cards", []):
         items = "; ".join(f"turn {item['turn']} {item['label']}" for item in card["auto_fail"])
         rows.append({"level": "conversation", "key": card["conversation"], **card, "auto_fail": items})
-    return pd.DataFrame(rows).drop(columns=["conversation"], errors="ignore")
+    return pd.DataFrame(rows).drop(columns=["conversation"], errors="ignore").map(_no_formula)
+
+
+def _no_formula(value):
+    """A text cell a spreadsheet would run as a formula (=HYPERLINK(...) as an agent name) gets a
+    leading apostrophe, so it is shown as text; numbers stay numbers."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
 
 
 def percent(value: float | None) -> str:

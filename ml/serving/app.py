@@ -8,7 +8,8 @@ Guarantees (the README repeats them for users):
   `header_timeout_s` is disconnected (`TimedH11Protocol`).
 - Plain scoring and evidence (`explain`) run under separate locks, so a slow explanation never
   holds up plain requests; each request has a deadline (`request_timeout_s`): waiting for the
-  model past it answers 503 with Retry-After, scoring past it stops between batches and answers 504.
+  model past it answers 503 with Retry-After, scoring past it answers 504 (unbatched scoring stops
+  between batches).
 - Every error, whatever its status, has the body `{"error": str, "details": ...}`.
 - Reply text never reaches the logs: only ids (control characters refused), lengths and decisions.
 """
@@ -34,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ml.config import ScoreConfig, ServeConfig
 from ml.labels import LABELS
 from ml.modeling.scorer import DeadlineExceeded, InvalidReply, Scorer
-from ml.serving.batcher import MicroBatcher, QueueFull
+from ml.serving.batcher import MicroBatcher, NotScheduled, QueueFull
 from ml.serving.guard import ApiKeys, RequestGuard
 from ml.serving.schemas import (
     ModelOut,
@@ -217,13 +218,18 @@ def create_app(
     def _busy(reason: str) -> HTTPException:
         return HTTPException(503, f"busy: {reason}", headers={"Retry-After": RETRY_AFTER_S})
 
+    def _too_late() -> HTTPException:
+        return HTTPException(504, f"scoring passed the {serve.request_timeout_s} s request deadline")
+
     async def _batched(model: Scorer, replies: list[ReplyIn], texts: list[str], contexts: list[str], deadline: float):
         try:
             probabilities = await state["batcher"].predict(texts, contexts, deadline)
         except QueueFull as error:
             raise _busy(str(error)) from None
-        except DeadlineExceeded:
+        except NotScheduled:
             raise _busy("the model was not free within the request deadline") from None
+        except DeadlineExceeded:
+            raise _too_late() from None
         return model.results(probabilities, [reply.text for reply in replies])
 
     def _locked(model: Scorer, replies: list[ReplyIn], explain: bool, deadline: float):
@@ -238,7 +244,7 @@ def create_app(
                 deadline=deadline,
             )
         except DeadlineExceeded:
-            raise HTTPException(504, f"scoring passed the {serve.request_timeout_s} s request deadline") from None
+            raise _too_late() from None
         finally:
             lock.release()
 

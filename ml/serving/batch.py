@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,12 +28,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ml.data.pii import find_pii, redact
 from ml.data.tabular import (
+    BAD_ROW_COLUMNS,
     clean_text_values,
     count_rows,
     detect_encoding,
     file_format,
     fixed_columns,
     has_undecodable_bytes,
+    is_missing,
     join_parts,
     read_chunks,
     write_part,
@@ -41,6 +44,7 @@ from ml.labels import LABELS
 from ml.modeling.scorer import InvalidReply, Scorer
 
 SCORE_COLUMNS = [f"p_{label}" for label in LABELS] + list(LABELS) + ["pii", "error"]
+RESERVED_COLUMNS = (*SCORE_COLUMNS, *BAD_ROW_COLUMNS)  # an input column of one of these names would be lost
 
 
 class JobError(ValueError):
@@ -95,13 +99,14 @@ def score_chunk(
         try:
             if isinstance(parse_error, str):
                 raise InvalidReply(parse_error)
-            if raw is None or (isinstance(raw, float) and pd.isna(raw)):
+            if is_missing(raw):
                 raise InvalidReply(f"no {text_col!r} value in this row")
             for name, value in (("text", raw), ("context", raw_context)):
                 if isinstance(value, str) and has_undecodable_bytes(value):
                     raise InvalidReply(f"{name} is not valid {encoding.upper()} (see --encoding)")
-            texts[i] = scorer.check_reply(raw)
-            contexts[i] = scorer.check_context(raw_context if isinstance(raw_context, str) else None)
+            text = scorer.check_reply(raw)
+            context = scorer.check_context(None if is_missing(raw_context) else raw_context)
+            texts[i], contexts[i] = text, context  # a row is scored only when both pass
         except InvalidReply as error:
             errors[i] = str(error)
     valid = [i for i, text in enumerate(texts) if text is not None]
@@ -344,7 +349,7 @@ class ScoreJob:
             with _progress(show_progress) as progress, PartWriter(self, counts, progress) as writer:
                 task = progress.add_task("scoring", total=count_rows(self.source, self.encoding))
                 writer.task = task
-                for index, frame in enumerate(read_chunks(self.source, self.chunk_rows, self.encoding)):
+                for index, frame in enumerate(self._chunks()):
                     if index < done:
                         counts.resumed_rows += len(frame)
                         progress.update(task, advance=len(frame))
@@ -358,6 +363,9 @@ class ScoreJob:
         join_parts(sorted(parts_dir.glob(f"part-*.{kind}")), output, kind, SCORE_COLUMNS)
         shutil.rmtree(parts_dir)
         return counts
+
+    def _chunks(self) -> Iterator[pd.DataFrame]:
+        return read_chunks(self.source, self.chunk_rows, self.encoding, RESERVED_COLUMNS)
 
     def chunk_settings(self) -> ChunkSettings:
         return ChunkSettings(self.text_col, self.context_col, self.id_col, self.encoding, self.redact)
@@ -386,7 +394,7 @@ class ScoreJob:
 
     def _run_to_stdout(self) -> JobCounts:
         counts = JobCounts()
-        for frame in read_chunks(self.source, self.chunk_rows, self.encoding):
+        for frame in self._chunks():
             scored = self._score(frame, counts)
             sys.stdout.write(scored.to_json(orient="records", lines=True, force_ascii=False))
             sys.stdout.flush()

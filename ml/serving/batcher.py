@@ -6,7 +6,8 @@ and, while other callers are in flight, gathers more for at most `wait_ms` or un
 replies (a lone request does not wait), scores them in one `predict_proba` call (in length
 batches inside), and hands each request its own rows. A full queue is refused at once (the
 route answers 503 with Retry-After) instead of letting latency grow without bound; a request
-whose deadline passes while it waits is answered with DeadlineExceeded and never scored.
+whose deadline passes while it waits is answered with NotScheduled and never scored (503), one
+whose deadline passes while its batch is scored with DeadlineExceeded (504).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from ml.modeling.scorer import DeadlineExceeded, Scorer
 
 class QueueFull(RuntimeError):
     """More requests are waiting than the queue holds."""
+
+
+class NotScheduled(DeadlineExceeded):
+    """The request's deadline passed before the model took it; it was never scored."""
 
 
 @dataclass
@@ -49,13 +54,16 @@ class MicroBatcher:
 
     async def predict(self, texts: list[str], contexts: list[str], deadline: float) -> np.ndarray:
         """Probabilities for one request's replies (already checked), in LABELS order, awaited without
-        holding a thread. Raises QueueFull when the queue is full and DeadlineExceeded when `deadline`
-        passes first (a request given up while still queued is never scored)."""
+        holding a thread. Raises QueueFull when the queue is full, NotScheduled when `deadline` passes
+        while the request waits (it is then never scored) and DeadlineExceeded when it passes while the
+        request's batch is scored."""
         future = self._submit(_Request(list(texts), list(contexts), deadline))
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), max(0.0, deadline - time.monotonic()) + 0.05)
         except TimeoutError:
-            raise DeadlineExceeded("the request deadline passed while it waited for the model") from None
+            if future.cancelled():  # the timeout cancels a request still queued; a running one cannot be
+                raise NotScheduled("the request deadline passed while it waited for the model") from None
+            raise DeadlineExceeded("the request deadline passed while its replies were scored") from None
 
     def _submit(self, request: _Request) -> Future:
         with self._count_lock:
@@ -101,7 +109,7 @@ class MicroBatcher:
                 if not request.result.set_running_or_notify_cancel():
                     continue  # its caller gave up
                 if now > request.deadline:
-                    request.result.set_exception(DeadlineExceeded("the request deadline passed in the queue"))
+                    request.result.set_exception(NotScheduled("the request deadline passed in the queue"))
                 else:
                     live.append(request)
             if not live:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.data.tabular import detect_encoding, join_parts, read_chunks, write_part
-from ml.serving.batch import SCORE_COLUMNS, ChunkSettings, JobCounts, score_part
+from ml.serving.batch import RESERVED_COLUMNS, SCORE_COLUMNS, ChunkSettings, JobCounts, score_part
 
 SUPPORTED = (".csv", ".jsonl", ".json", ".parquet")
 
@@ -54,7 +54,8 @@ def score_file(scorer, file: Path, output: Path, settings: ChunkSettings, chunk_
     parts_dir = output.with_name(f".{output.name}.parts")
     shutil.rmtree(parts_dir, ignore_errors=True)
     parts_dir.mkdir(parents=True)
-    for index, frame in enumerate(read_chunks(str(file), chunk_rows, file_settings.encoding)):
+    reserved = (*RESERVED_COLUMNS, "_row", "_input_file")
+    for index, frame in enumerate(read_chunks(str(file), chunk_rows, file_settings.encoding, reserved)):
         scored, chunk_counts = score_part(scorer, frame, file_settings, counts.rows)
         scored.insert(0, "_row", range(counts.rows + 1, counts.rows + len(frame) + 1))
         scored.insert(0, "_input_file", str(file))

@@ -24,7 +24,14 @@ class ApiKeys:
         if not self.keys:
             return True
         scheme, _, token = (authorization or "").partition(" ")
-        return scheme.lower() == "bearer" and any(hmac.compare_digest(token.strip(), key) for key in self.keys)
+        return scheme.lower() == "bearer" and any(
+            hmac.compare_digest(_bytes(token.strip()), _bytes(key)) for key in self.keys
+        )
+
+
+def _bytes(text: str) -> bytes:
+    # compare_digest refuses str holding non-ASCII characters; header values and keys can hold any
+    return text.encode("utf-8", "surrogatepass")
 
 
 class RequestGuard:

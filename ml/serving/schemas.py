@@ -62,6 +62,8 @@ class ScoreRequest(BaseModel):
             raise ValueError("send either `text` (one reply) or `items` (a list of replies), not both or neither")
         if self.items is not None and not self.items:
             raise ValueError("`items` must hold at least one reply")
+        if self.items is not None and (self.context is not None or self.id is not None):
+            raise ValueError("with `items`, send `context` and `id` inside each item, not beside `items`")
         return self
 
     def replies(self) -> list[ReplyIn]:
@@ -140,8 +142,9 @@ def error_response(
 
 def document_limits(schema: dict[str, Any], max_chars: int, max_context_chars: int, serve: ServeConfig) -> None:
     """Write the configured input rules into the OpenAPI document, so that every request it calls
-    valid is one the API accepts: exactly one of `text`/`items`, text with visible content and at
-    most `max_chars` characters, context length, printable ids, item counts (fewer with `explain`)."""
+    valid is one the API accepts: exactly one of `text`/`items` (top-level `context` and `id` only with
+    `text`), text with visible content and at most `max_chars` characters, context length, printable
+    ids, item counts (fewer with `explain`)."""
     components = schema["components"]["schemas"]
     for name in ("ReplyIn", "ScoreRequest"):
         properties = components[name]["properties"]
@@ -153,7 +156,13 @@ def document_limits(schema: dict[str, Any], max_chars: int, max_context_chars: i
     items.update(minItems=1, maxItems=serve.max_items)
     request["oneOf"] = [
         {"required": ["text"], "properties": {"text": {"type": "string"}, "items": {"type": "null"}}},
-        {"required": ["items"], "properties": {"items": {"type": "array"}, "text": {"type": "null"}}},
+        {
+            "required": ["items"],
+            "properties": {
+                "items": {"type": "array"},
+                **{name: {"type": "null"} for name in ("text", "context", "id")},
+            },
+        },
     ]
     request["if"] = {"required": ["explain"], "properties": {"explain": {"const": True}}}
     request["then"] = {"properties": {"items": {"anyOf": [{"maxItems": serve.explain_max_items}, {"type": "null"}]}}}
