@@ -130,7 +130,8 @@ def test_invariance_counts_decisions_that_follow_the_context(tmp_path, tiny_scor
 
     hijacked = invariance(System("hijacked", follows_context, dict.fromkeys(LABELS, 0.5), True), dataset, 3)
     swap = hijacked["context_swap"]
-    assert swap["threatening_on_neutral_replies"] == pytest.approx(0.25)  # only the no-context variant of 4 changes
+    # of the trials that change the context (6 removals, up to 18 swaps), only the removals change a decision
+    assert 6 < swap["trials"] <= 24 and swap["threatening_on_neutral_replies"] == pytest.approx(6 / swap["trials"])
     assert swap["polite"] == 0.0 and hijacked["surface_noise"]["all_labels_all_kinds"] == 0.0
     steady = invariance(constant_system({"polite": 1}, reads_context=True), dataset, 3)
     assert steady["context_swap"]["threatening_on_neutral_replies"] == 0.0
@@ -139,6 +140,31 @@ def test_invariance_counts_decisions_that_follow_the_context(tmp_path, tiny_scor
     assert real["courtesy_wrapper"]["threats_found"] == 0 and real["courtesy_wrapper"]["threats_lost"] is None
     assert set(real["surface_noise"]) >= {"traditional", "leading_mention", "asr_underscores"}
     json.dumps(real)  # plain numbers, ready for the metrics file
+
+
+def test_invariance_counts_only_trials_that_change_the_input(tmp_path):
+    # four replies without punctuation or context, one with both: most probes leave most inputs as they are
+    rows = [labelled(str(i), f"好的第{i}期已经入账", polite=1) for i in range(4)]
+    rows += [labelled("c", "好的，已经入账。", context="到账了吗？")]
+    dataset = load_labelled([write_jsonl(tmp_path / "set.jsonl", rows)])
+
+    def polite_when(cue):
+        def decide(texts, contexts):
+            out = np.zeros((len(texts), len(LABELS)))
+            out[:, LABELS.index("polite")] = [1.0 if cue(t, c) else 0.0 for t, c in zip(texts, contexts)]
+            return out
+
+        return System("cue", decide, dict.fromkeys(LABELS, 0.5), True)
+
+    by_context = invariance(polite_when(lambda t, c: bool(c)), dataset, 2)["context_swap"]
+    # removing "c"'s context, and giving the four bare replies the only context there is (2 swaps each);
+    # "c" drawing its own context and the bare replies losing none are not trials
+    assert by_context["trials"] == 9 and by_context["polite"] == 1.0
+    by_comma = invariance(polite_when(lambda t, c: "，" in t), dataset, 2)["surface_noise"]
+    assert by_comma["trials"]["punctuation_stripped"] == 1  # only "c" has punctuation to strip
+    assert by_comma["punctuation_stripped"] == pytest.approx(1 / 5)  # its polite decision, of its five
+    bare = load_labelled([write_jsonl(tmp_path / "bare.jsonl", rows[:4])])
+    assert invariance(constant_system({"polite": 1}), bare, 2)["context_swap"]["polite"] is None
 
 
 def test_courtesy_probe_counts_threats_a_greeting_takes_away(tmp_path):
@@ -161,7 +187,7 @@ def test_courtesy_probe_counts_threats_a_greeting_takes_away(tmp_path):
     steady = invariance(constant_system({"threatening": 1}), dataset, 1)
     assert steady["courtesy_wrapper"]["threats_lost"] == 0.0
     no_contexts = load_labelled([write_jsonl(tmp_path / "bare.jsonl", [{**row, "context": ""} for row in rows])])
-    assert invariance(constant_system({"threatening": 1}), no_contexts, 5)["context_swap"]["threatening"] == 0.0
+    assert invariance(constant_system({"threatening": 1}), no_contexts, 5)["context_swap"]["threatening"] is None
 
 
 def test_augmentation_drops_contexts_and_adds_bounded_noise_copies(tmp_path):

@@ -216,7 +216,9 @@ def courtesy_wrapped(texts: Sequence[str], seed: int = 5) -> list[str]:
 def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) -> dict[str, Any]:
     """Share of decisions that change (a) when the reply's context is replaced by none or by other
     replies' contexts: over all replies, and for the risk labels over replies whose gold labels are
-    neutral (no threat, no privacy risk); (b) under each kind of surface noise of the reply."""
+    neutral (no threat, no privacy risk); (b) under each kind of surface noise of the reply. Only
+    trials that change the input count: a reply without context cannot lose it, and a kind of noise
+    that leaves a reply as it was (no punctuation to strip) cannot change a decision."""
     texts, contexts = list(dataset["text"]), list(dataset["context"])
     y = label_matrix(dataset).astype(bool)
     own = system.decide(texts, contexts)
@@ -225,23 +227,27 @@ def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) 
     swaps = context_swaps if pool else 0  # a set without contexts can only lose them
     swapped_contexts = [[""] * len(texts)] + [[rng.choice(pool) for _ in texts] for _ in range(swaps)]
     swapped = np.stack([system.decide(texts, alt) for alt in swapped_contexts])  # (k, n, 5)
+    tried = np.array([[alt != c for alt, c in zip(variant, contexts)] for variant in swapped_contexts])  # (k, n)
     changed = swapped != own[None]
     neutral = ~(y[:, LABELS.index("threatening")] | y[:, LABELS.index("privacy_risk")])
-    context_report = {label: round(float(changed[:, :, i].mean()), 4) for i, label in enumerate(LABELS)}
+    context_report = {label: changed_share(changed[:, :, i], tried) for i, label in enumerate(LABELS)}
     context_report.update(
         {
-            f"{label}_on_neutral_replies": round(float(changed[:, neutral, LABELS.index(label)].mean()), 4)
+            f"{label}_on_neutral_replies": changed_share(changed[:, neutral, LABELS.index(label)], tried[:, neutral])
             for label in RISK_LABELS
         }
     )
-    noise_report, all_noise = {}, []
+    context_report["trials"] = int(tried.sum())
+    noise_report, noise_changed, noise_tried = {}, [], []
     for name, transform in SURFACE_NOISE.items():
-        noisy = system.decide([transform(t) for t in texts], contexts)
-        differs = noisy != own
-        all_noise.append(differs)
-        noise_report[name] = round(float(differs.mean()), 4)
-    noise_report["all_labels_all_kinds"] = round(float(np.mean(all_noise)), 4)
-    noise_report.update({label: round(float(np.stack(all_noise)[:, :, i].mean()), 4) for i, label in enumerate(LABELS)})
+        noisy_texts = [transform(t) for t in texts]
+        noise_changed.append(system.decide(noisy_texts, contexts) != own)
+        noise_tried.append(np.array([noisy != t for noisy, t in zip(noisy_texts, texts)], dtype=bool))
+        noise_report[name] = changed_share(noise_changed[-1], noise_tried[-1][:, None])
+    changed, tried = np.stack(noise_changed), np.stack(noise_tried)  # (kinds, n, 5), (kinds, n)
+    noise_report["all_labels_all_kinds"] = changed_share(changed, tried[:, :, None])
+    noise_report.update({label: changed_share(changed[:, :, i], tried) for i, label in enumerate(LABELS)})
+    noise_report["trials"] = {name: int(t.sum()) for name, t in zip(SURFACE_NOISE, noise_tried)}
     threat = LABELS.index("threatening")
     found = own[:, threat] & y[:, threat]
     wrapped = system.decide(courtesy_wrapped(texts), contexts)[:, threat]
@@ -256,6 +262,13 @@ def invariance(system: System, dataset, context_swaps: int = 5, seed: int = 13) 
         "surface_noise": noise_report,
         "courtesy_wrapper": courtesy_report,
     }
+
+
+def changed_share(changed: np.ndarray, tried: np.ndarray) -> float | None:
+    """The share of `changed` decisions among the trials that changed the input (`tried`, broadcast
+    over labels); None where no trial changed it."""
+    tried = np.broadcast_to(tried, changed.shape)
+    return round(float(changed[tried].mean()), 4) if tried.any() else None
 
 
 # ---------------------------------------------------------------- 4. hard-case probes
