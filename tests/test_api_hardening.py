@@ -185,6 +185,8 @@ def test_explanations_do_not_hold_up_plain_scoring_and_a_busy_model_answers_503(
         ({"text": "您好", "id": "a\ud800"}, "body.id"),
         ({"text": "您好", "id": "a\nINFO forged log line"}, "control characters"),
         ({"text": "您好", "id": "a\x00b"}, "control characters"),
+        ({"text": "您好", "id": "a\u2028INFO forged log line"}, "line separators"),  # a line break in log viewers
+        ({"text": "您好", "id": "user\u202e1gpj.exe"}, "bidi controls"),  # shown reversed
         ({"text": "\x00\x00"}, "empty"),
         ({"text": "\u200b\u200b\ufeff"}, "empty"),
         ({"text": "您好", "explain": "yes"}, "valid boolean"),

@@ -122,10 +122,13 @@ def test_cli_reads_stdin_and_writes_stdout(tiny_trained_model, tmp_path):
     from ml.cli import app
 
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ROWS[:3])
-    result = CliRunner().invoke(app, ["score", "-", "--output", "-", "--model", str(tiny_trained_model)], input=lines)
-    assert result.exit_code == 0, result.output
-    out = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [row["id"] for row in out] == ["r1", "r2", "r3"] and out[1]["error"]
+    for piped in (lines, "\ufeff" + lines):  # the second as a Windows tool writes it, with a byte-order mark
+        result = CliRunner().invoke(
+            app, ["score", "-", "--output", "-", "--model", str(tiny_trained_model)], input=piped
+        )
+        assert result.exit_code == 0, result.output
+        out = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert [row["id"] for row in out] == ["r1", "r2", "r3"] and out[1]["error"] and not out[0]["error"]
 
 
 # ---------------------------------------------------------------- hardening (outside probe)

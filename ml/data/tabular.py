@@ -103,8 +103,8 @@ def _text(raw, encoding: str, newline: str | None = None) -> io.TextIOWrapper:
 def _jsonl_chunks(handle, chunk_rows: int, reserved: set[str]) -> Iterator[pd.DataFrame]:
     rows: list[dict] = []
     with handle:
-        for raw in handle:
-            line = raw.strip()
+        for number, raw in enumerate(handle):
+            line = raw.strip().removeprefix("\ufeff") if number == 0 else raw.strip()  # a BOM on stdin
             if not line:
                 continue
             try:

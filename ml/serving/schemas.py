@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -12,14 +12,16 @@ from ml.config import ServeConfig
 from ml.data.text import SURROGATE
 from ml.modeling.scorer import VISIBLE_CHAR
 
-PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"  # what `_check_id` accepts
+# What `_check_id` accepts: no control characters, no line or paragraph separators and no bidi
+# controls, any of which can forge or disguise a log line (U+2028 breaks lines in many log viewers)
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
 
 
 def _check_id(value: str | None) -> str | None:
     if value is None:
         return None
-    if SURROGATE.search(value) or any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("id must not contain control characters or lone surrogates")
+    if SURROGATE.search(value) or not re.fullmatch(PRINTABLE, value):
+        raise ValueError("id must not contain control characters, line separators, bidi controls or lone surrogates")
     return value
 
 
