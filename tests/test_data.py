@@ -84,6 +84,18 @@ def test_label_cells_take_ascii_integers_only(tmp_path):
     assert [r.id for r in result.records] == ["a"] and [e.field for e in result.errors] == ["labels.polite"]
 
 
+def test_csv_errors_name_the_file_line_their_row_starts_on(tmp_path):
+    flat = {k: v for k, v in record().items() if k != "labels"} | GOOD["labels"]
+    rows = [flat | {"id": "a", "context": "第一行\n第二行\n第三行"}, flat | {"id": "b", "scenario": "sales"}]
+    path = tmp_path / "f.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("c,extra,cells,than,the,header,has,x,y,z,w,v,u,t,s\n")
+    errors = load_records([path]).errors
+    assert [(e.line, e.field) for e in errors] == [(5, "scenario"), (6, "line")]  # row "a" spans lines 2-4
+    assert "cells where the header has" in errors[1].message
+
+
 def test_partial_records_are_as_strict_as_records():
     from pydantic import ValidationError
 

@@ -6,6 +6,7 @@ Parquet the labels may be five flat columns or one `labels` column holding a JSO
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import unicodedata
@@ -117,13 +118,36 @@ def iter_raw_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | str]
                     yield number, f"bad JSON: {error.msg} at column {error.colno}"
                     continue
                 yield number, row if isinstance(row, dict) else "line is not a JSON object"
-    elif suffix in (".csv", ".parquet"):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(path)
-        offset = 2 if suffix == ".csv" else 1
-        for number, row in enumerate(frame.to_dict(orient="records")):
-            yield number + offset, _flat_row_to_record(row)
+    elif suffix == ".csv":
+        yield from _csv_rows(path)
+    elif suffix == ".parquet":
+        for number, row in enumerate(pd.read_parquet(path).to_dict(orient="records"), 1):
+            yield number, _flat_row_to_record(row)
     else:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """CSV rows under the header's names, each with the file line it starts on (a quoted cell may
+    hold line breaks); a row with more cells than the header, or broken quoting, is an error string."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        header = next(reader, [])
+        while True:
+            start = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                yield start, f"bad CSV: {error}"
+                return  # after broken quoting the rest of the file cannot be split into rows
+            if not cells:
+                continue
+            if len(cells) > len(header):
+                yield start, f"{len(cells)} cells where the header has {len(header)}"
+                continue
+            yield start, _flat_row_to_record(dict(zip(header, cells + [""] * (len(header) - len(cells)))))
 
 
 def _flat_row_to_record(row: dict[str, Any]) -> dict[str, Any]:
