@@ -3,7 +3,14 @@ import os
 import numpy as np
 import pytest
 
-from ml.evaluation.metrics import calibration, label_metrics, macro_f1_intervals, tune_threshold, tune_thresholds
+from ml.evaluation.metrics import (
+    calibration,
+    label_metrics,
+    macro_f1_intervals,
+    threshold_spread,
+    tune_threshold,
+    tune_thresholds,
+)
 from ml.labels import LABELS
 
 
@@ -117,3 +124,16 @@ def test_macro_f1_intervals_hold_the_estimate_and_order_a_better_system_first():
     assert 0 < leads["poor"][0] < leads["poor"][1]  # the gap is clear of zero
     _, same = macro_f1_intervals(truth, {"a": good, "b": good}, resamples=50)
     assert same["b"] == [0.0, 0.0]
+
+
+def test_threshold_spread_is_wide_where_the_classes_overlap_and_skips_a_one_class_label():
+    rng = np.random.default_rng(3)
+    y = np.zeros((400, len(LABELS)), dtype=int)
+    y[:200, 0] = 1  # polite: half positive
+    y[:100, 1] = 1  # clear: a quarter positive
+    scores = rng.uniform(0, 1, (400, len(LABELS)))
+    scores[:, 0] = np.where(y[:, 0] == 1, 0.9, 0.1) + rng.normal(0, 0.02, 400)  # separated: one clear cut-off
+    spread = threshold_spread(y, scores, {}, resamples=100)
+    assert set(spread) == {"polite", "clear"}  # the other labels have no positives
+    assert spread["polite"][0] - 0.01 <= tune_threshold(y[:, 0], scores[:, 0]) <= spread["polite"][1] + 0.01
+    assert spread["polite"][1] - spread["polite"][0] < 0.1 < spread["clear"][1] - spread["clear"][0]  # clear: noise

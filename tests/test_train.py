@@ -104,9 +104,11 @@ def test_train_stage_writes_a_complete_model_directory(tiny_trained_model):
     info = json.loads((tiny_trained_model / "labels.json").read_text())
     assert info["labels"] == list(LABELS)
     assert set(info["thresholds"]) == set(LABELS) and all(0 <= t <= 1 for t in info["thresholds"].values())
+    assert info["threshold_spread"] and all(low <= high for low, high in info["threshold_spread"].values())
     assert info["test_metrics"]["macro_f1"] >= 0
     card = (tiny_trained_model / "MODEL_CARD.md").read_text()
     assert "Test metrics" in card and "tfidf_logreg" in card and "keyword_rules" in card
+    assert "90% of the cut-offs fall in" in card
     model = AutoModelForSequenceClassification.from_pretrained(tiny_trained_model)
     assert model.dtype == torch.float16  # saved as fp16 to keep the embedded model small
     assert AutoTokenizer.from_pretrained(tiny_trained_model) is not None

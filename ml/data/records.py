@@ -227,6 +227,16 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
     return paths
 
 
+def record_ids(paths: Iterable[str]) -> list[str]:
+    """The ids of the records in these data files (folders and globs allowed)."""
+    return [
+        row["id"]
+        for path in expand_paths(paths)
+        for _, row in iter_raw_rows(path)
+        if isinstance(row, dict) and "id" in row
+    ]
+
+
 # ---------------------------------------------------------------- datasets
 
 RECORD_FEATURES = Features(

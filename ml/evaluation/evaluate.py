@@ -231,6 +231,17 @@ def generalisation_lines(board: dict[str, Any]) -> list[str]:
     return lines
 
 
+def spread_sentence(spread: dict[str, list[float]]) -> str:
+    """How far each cut-off moves with another draw of the validation records (empty when not measured)."""
+    if not spread:
+        return ""
+    ranges = ", ".join(f"{label} {low:.2f}-{high:.2f}" for label, (low, high) in spread.items())
+    return (
+        f" Re-tuned on bootstrap resamples of validation, 90% of the cut-offs fall in: {ranges}; a retrain's"
+        " operating point can move that far from the validation draw alone."
+    )
+
+
 def runtime_lines(info: ModelInfo, scorer: Scorer) -> list[str]:
     """Card section: what runs the model on a CPU, and each faster runtime's gate measurements."""
     runtime = info.cpu_runtime
@@ -337,7 +348,8 @@ def write_model_card(
             else []
         ),
         f"- Thresholds tuned on validation: {json.dumps(info.thresholds)} "
-        f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest).",
+        f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest)."
+        + spread_sentence(info.threshold_spread),
         "",
         *generalisation_lines(board or {}),
         *runtime_lines(info, scorer),

@@ -114,6 +114,26 @@ def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray, objectives: d
     }
 
 
+def threshold_spread(
+    y_true: np.ndarray, probabilities: np.ndarray, objectives: dict[str, str], resamples: int = 200, seed: int = 0
+) -> dict[str, list[float]]:
+    """Each label's cut-off re-tuned on bootstrap resamples of the tuning data: its 5th and 95th
+    percentile, how far the operating point would move with another draw of those records
+    (resamples without both classes of a label are skipped for that label)."""
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(y_true), len(y_true)) for _ in range(resamples)]
+    spread = {}
+    for i, label in enumerate(LABELS):
+        cutoffs = [
+            tune_threshold(y_true[rows, i], probabilities[rows, i], objectives.get(label, "f1"))
+            for rows in draws
+            if 0 < y_true[rows, i].sum() < len(rows)
+        ]
+        if cutoffs:
+            spread[label] = [round(float(v), 4) for v in np.percentile(cutoffs, [5, 95])]
+    return spread
+
+
 def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> dict[str, Any]:
     """Expected calibration error per label (equal-width bins) and the reliability-curve points."""
     edges = np.linspace(0, 1, bins + 1)

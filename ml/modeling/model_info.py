@@ -29,6 +29,8 @@ class ModelInfo:
     use_context: bool = True
     max_length: int = 160
     threshold_objective: dict[str, str] = field(default_factory=dict)
+    # 5th-95th percentile of each cut-off over bootstrap resamples of validation (written by `replyqa train`)
+    threshold_spread: dict[str, list[float]] = field(default_factory=dict)
     test_metrics: dict[str, Any] = field(default_factory=dict)
     cpu_runtime: dict[str, Any] = field(
         default_factory=dict
@@ -75,8 +77,9 @@ class ModelInfo:
 
     def write(self, model_dir: Path) -> None:
         fields = asdict(self)
-        if not self.ngram_weights:  # a plain model keeps the labels.json it always had
-            del fields["ngram_weights"]
+        for optional in ("ngram_weights", "threshold_spread"):  # absent where empty: older models keep their file
+            if not fields[optional]:
+                del fields[optional]
         (model_dir / MODEL_INFO_FILE).write_text(json.dumps(fields, ensure_ascii=False, indent=2), encoding="utf-8")
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ml.config import StackConfig, TrainConfig
-from ml.data.records import expand_paths, label_matrix, load_labelled, load_partially_labelled
+from ml.data.records import expand_paths, label_matrix, load_labelled, load_partially_labelled, record_ids
 from ml.evaluation.evaluate import evaluate_model
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
-from ml.modeling.model_info import ModelInfo, ModelLoadError
+from ml.modeling.model_info import ModelInfo, ModelLoadError, write_training_ids
 from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
 from ml.modeling.scorer import Scorer
 
@@ -74,7 +74,14 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
         thresholds=thresholds,
         ngram_weights=shares,
         version=digest.hexdigest()[:12],
+        threshold_spread={},  # the BERT's; the mixed cut-offs' spread is not measured
     )
+    if config.extra_data:  # the n-gram part also learned from these
+        write_training_ids(
+            out_dir,
+            record_ids([train.train_file, *train.negatives, *config.extra_data]),
+            record_ids([train.validation_file]),
+        )
     stacked = Scorer(scorer.backend, scorer.encoder, info, source=str(out_dir), ngrams=ngrams)  # no second load
     report = evaluate_model(stacked, train.test_file)
     info.test_metrics = {key: report[key] for key in ("macro_f1", "micro_f1", *LABELS)}

@@ -26,8 +26,8 @@ from transformers import (
 
 from ml.config import ScoreboardConfig, TrainConfig
 from ml.data.augment import augment
-from ml.data.records import UNKNOWN, expand_paths, iter_raw_rows, label_matrix, load_labelled, load_partially_labelled
-from ml.evaluation.metrics import tune_thresholds
+from ml.data.records import UNKNOWN, label_matrix, load_labelled, load_partially_labelled, record_ids
+from ml.evaluation.metrics import threshold_spread, tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.distill import dialogue_lines, with_teacher_targets
 from ml.modeling.encoding import ReplyEncoder, with_model_normaliser
@@ -238,30 +238,26 @@ def save_model(model, tokenizer, config: TrainConfig) -> Path:
     return output_dir
 
 
-def record_ids(paths: list[str]) -> list[str]:
-    """The ids of the records in these data files (folders and globs allowed)."""
-    return [
-        row["id"]
-        for path in expand_paths(paths)
-        for _, row in iter_raw_rows(path)
-        if isinstance(row, dict) and "id" in row
-    ]
-
-
 def set_thresholds(output_dir: Path, config: TrainConfig) -> dict[str, float]:
     """Tune the cut-offs on validation with the saved (possibly fp16) weights, and store them."""
     scorer = Scorer.load(output_dir, runtime="torch")
     validation = load_labelled([config.validation_file])
     probabilities = scorer.predict_proba(validation["text"], validation["context"])
+    y = label_matrix(validation)
     return store_thresholds(
-        output_dir, tune_thresholds(label_matrix(validation), probabilities, config.threshold_objective)
+        output_dir,
+        tune_thresholds(y, probabilities, config.threshold_objective),
+        threshold_spread(y, probabilities, config.threshold_objective, seed=config.seed),
     )
 
 
-def store_thresholds(output_dir: Path, thresholds: dict[str, float]) -> dict[str, float]:
+def store_thresholds(
+    output_dir: Path, thresholds: dict[str, float], spread: dict[str, list[float]] | None = None
+) -> dict[str, float]:
     info = ModelInfo.read(output_dir)
     # kept strictly inside (0, 1): a saturated sigmoid can put the best cut-off at exactly 0 or 1
     info.thresholds = {label: round(min(max(value, 1e-4), 0.9999), 4) for label, value in thresholds.items()}
+    info.threshold_spread = spread or {}
     info.write(output_dir)
     return info.thresholds
 
