@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationErr
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
+from ml.data.tabular import csv_rows_with_lines
 from ml.data.text import SURROGATE
 from ml.labels import LABELS, Channel, NoiseTag, Scenario
 
@@ -133,14 +134,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, strict=True)
         header = next(reader, [])
-        while True:
-            start = reader.line_num + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                yield start, f"bad CSV: {error}"
+        for start, cells in csv_rows_with_lines(reader):
+            if isinstance(cells, csv.Error):
+                yield start, f"bad CSV: {cells}"
                 return  # after broken quoting the rest of the file cannot be split into rows
             if not cells:
                 continue

@@ -154,14 +154,7 @@ def _csv_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
         lines.take()
         rows: list[dict] = []
         chunks = 0
-        while True:
-            first_line = reader.line_num + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as error:
-                fields = error
+        for first_line, fields in csv_rows_with_lines(reader):
             text = lines.take()
             if not text.strip():
                 continue  # blank lines are not rows
@@ -172,6 +165,19 @@ def _csv_chunks(handle, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 rows, chunks = [], chunks + 1
     if rows or not chunks:  # a file of only a header is one empty chunk, so its columns reach the output
         yield _csv_frame(rows, columns)
+
+
+def csv_rows_with_lines(reader) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """(the file line a row starts on, its cells) for each row a csv reader gives, a quoted cell
+    possibly spanning lines; a row the reader cannot split comes as its csv.Error."""
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            yield first_line, next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield first_line, error
 
 
 def _csv_row(columns: list[str], fields: list[str] | csv.Error, text: str, where: str) -> dict:
