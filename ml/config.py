@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ml.labels import LABELS, Label, is_share_per_label
 
@@ -339,17 +339,21 @@ class StackConfig(StrictModel):
         default_factory=lambda: dict.fromkeys(LABELS, 1.0),
         description="Per label, the BERT's share of the mixed probability (1: the BERT alone).",
     )
+    bert_floor: dict[Label, float] = Field(
+        default_factory=lambda: dict.fromkeys(LABELS, 0.0),
+        description="Per label, the BERT probability under which the n-grams have no say (0: no floor).",
+    )
     extra_data: list[str] = Field(
         default_factory=list,
         description="Labelled files or folders the n-gram part learns from besides the train split and the "
         "negatives (never an evaluation set).",
     )
 
-    @field_validator("bert_share")
+    @field_validator("bert_share", "bert_floor")
     @classmethod
-    def every_label_a_share(cls, shares: dict[str, float]) -> dict[str, float]:
+    def every_label_a_share(cls, shares: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         if not is_share_per_label(shares):
-            raise ValueError(f"bert_share must give each of {list(LABELS)} a share in [0, 1]")
+            raise ValueError(f"{info.field_name} must give each of {list(LABELS)} a number in [0, 1]")
         return shares
 
 

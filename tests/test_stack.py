@@ -135,3 +135,39 @@ def test_extra_data_joins_the_ngram_parts_training(train_config, tmp_path):
     extra.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     plain, extended = fit_ngrams(train_config), fit_ngrams(train_config, [str(tmp_path)])
     assert "麒麟" in extended.vectorizer.vocabulary_ and "麒麟" not in plain.vectorizer.vocabulary_
+
+
+def test_floor_keeps_the_bert_probability_where_the_bert_finds_the_reply_harmless():
+    bert = np.array([[0.05, 0.5], [0.3, 0.5]])
+    ngrams = np.array([[0.95, 0.95], [0.95, 0.95]])
+    shares, floors = np.array([0.1, 0.1]), np.array([0.1, 0.0])
+    mixed = mix(bert, ngrams, shares, floors)
+    assert mixed[0, 0] == pytest.approx(0.05)  # under the floor: the n-grams have no say
+    assert mixed[1, 0] == pytest.approx(0.1 * 0.3 + 0.9 * 0.95)  # over it: the usual mix
+    np.testing.assert_allclose(mixed[:, 1], mix(bert, ngrams, shares)[:, 1])  # floor 0: no floor
+
+
+def test_stacked_model_with_a_floor_scores_with_it(tiny_trained_model, train_config, tmp_path):
+    from ml import Scorer
+    from ml.modeling.stack import stack
+
+    floors = {**dict.fromkeys(LABELS, 0.0), "threatening": 0.4}
+    info = stack(
+        tiny_trained_model, tmp_path / "floored", train_config, StackConfig(bert_share=SHARES, bert_floor=floors)
+    )
+    assert info.ngram_floor == floors
+    bert, both = Scorer.load(tiny_trained_model), Scorer.load(tmp_path / "floored")
+    texts, contexts = ["您好，请问有什么可以帮您？", "不还钱我们就上门"], ["", "我下周还"]
+    expected = mix(
+        bert.predict_proba(texts, contexts),
+        CharNgrams.load(tmp_path / "floored").predict_proba(texts),
+        np.array(list(SHARES.values())),
+        np.array(list(floors.values())),
+    )
+    np.testing.assert_allclose(both.predict_proba(texts, contexts), expected, atol=1e-5)
+    assert "no say on threatening" in (tmp_path / "floored" / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+
+def test_floor_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match="bert_floor"):
+        StackConfig(bert_floor={**dict.fromkeys(LABELS, 0.0), "threatening": 1.5})

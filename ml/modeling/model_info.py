@@ -38,6 +38,8 @@ class ModelInfo:
     card_examples: list[dict[str, Any]] = field(default_factory=list)
     # A stacked model (`replyqa stack`): the BERT's share per label; the rest is the n-gram part's.
     ngram_weights: dict[str, float] = field(default_factory=dict)
+    # ... and per label the BERT probability under which the n-grams have no say (absent: no floor).
+    ngram_floor: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelInfo:
@@ -72,12 +74,18 @@ class ModelInfo:
                 problems.append(f"thresholds outside (0, 1): {bad}")
         if self.ngram_weights and not is_share_per_label(self.ngram_weights):
             problems.append(f"ngram_weights must give each of {list(LABELS)} a share in [0, 1]")
+        if self.ngram_floor and not is_share_per_label(self.ngram_floor):
+            problems.append(f"ngram_floor must give each of {list(LABELS)} a probability in [0, 1]")
         if problems:
             raise ModelLoadError(f"{where}: " + "; ".join(problems))
 
     def write(self, model_dir: Path) -> None:
         fields = asdict(self)
-        for optional in ("ngram_weights", "threshold_spread"):  # absent where empty: older models keep their file
+        for optional in (
+            "ngram_weights",
+            "ngram_floor",
+            "threshold_spread",
+        ):  # absent where empty: older models keep their file
             if not fields[optional]:
                 del fields[optional]
         (model_dir / MODEL_INFO_FILE).write_text(json.dumps(fields, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -83,6 +83,11 @@ class CharNgrams:
         return cls(vectorizer, coef, intercept)
 
 
-def mix(bert: np.ndarray, ngrams: np.ndarray, bert_share: np.ndarray) -> np.ndarray:
-    """Per label `share · BERT + (1 − share) · n-grams`; a share of 1 leaves the BERT alone."""
-    return bert_share * bert + (1 - bert_share) * ngrams
+def mix(
+    bert: np.ndarray, ngrams: np.ndarray, bert_share: np.ndarray, bert_floor: np.ndarray | None = None
+) -> np.ndarray:
+    """Per label `share · BERT + (1 − share) · n-grams`; a share of 1 leaves the BERT alone. Where the
+    BERT's probability is under the label's floor, the BERT's own probability stands: the n-grams
+    cannot raise a reply the BERT finds plainly harmless (`experiments/stack_gate/`)."""
+    mixed = bert_share * bert + (1 - bert_share) * ngrams
+    return mixed if bert_floor is None else np.where(bert < bert_floor, bert, mixed)

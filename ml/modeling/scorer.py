@@ -116,6 +116,7 @@ class Scorer:
         self.thresholds = np.array([info.thresholds[label] for label in LABELS])
         self._label_order = [info.labels.index(label) for label in LABELS]
         self._bert_share = np.array([info.ngram_weights[label] for label in LABELS]) if ngrams else None
+        self._bert_floor = np.array([info.ngram_floor[label] for label in LABELS]) if info.ngram_floor else None
 
     @classmethod
     def load(
@@ -247,7 +248,9 @@ class Scorer:
             probabilities[batch_indices] = _sigmoid(self.backend(batch))[:, self._label_order]
             done += len(batch_indices)
         if self.ngrams is not None:
-            probabilities = mix(probabilities, self.ngrams.predict_proba(texts), self._bert_share).astype(np.float32)
+            probabilities = mix(
+                probabilities, self.ngrams.predict_proba(texts), self._bert_share, self._bert_floor
+            ).astype(np.float32)
         return probabilities
 
     def model_batches(

@@ -9,6 +9,7 @@ keeps alone keep its cut-offs. The result loads with `Scorer.load` like any mode
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,7 +27,7 @@ from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
 from ml.modeling.scorer import Scorer
 
 CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source}` (`{bert_version}`) plus a
-> character n-gram part (`{ngram_dir}/`) mixed per label; the BERT's share per label: {shares}.
+> character n-gram part (`{ngram_dir}/`) mixed per label; the BERT's share per label: {shares}.{floors}
 > Cut-offs of the mixed labels were re-tuned on the validation split: {thresholds}.
 > Test split macro-F1 of the mix: {test_macro_f1:.3f}. The numbers below this note are the BERT's
 > alone; the mix's scoreboard is in `experiments/stacking/README.md`.
@@ -43,10 +44,13 @@ def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = ()) -> CharNgrams
     return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]))
 
 
-def stacked_thresholds(scorer: Scorer, ngrams: CharNgrams, shares: dict[str, float], validation_file: str):
+def stacked_thresholds(
+    scorer: Scorer, ngrams: CharNgrams, shares: dict[str, float], floors: dict[str, float], validation_file: str
+):
     validation = load_labelled([validation_file])
     bert = scorer.predict_proba(validation["text"], validation["context"])
-    mixed = mix(bert, ngrams.predict_proba(validation["text"]), np.array([shares[label] for label in LABELS]))
+    per_label = [np.array([values[label] for label in LABELS]) for values in (shares, floors)]
+    mixed = mix(bert, ngrams.predict_proba(validation["text"]), *per_label)
     tuned = tune_thresholds(label_matrix(validation), mixed, scorer.info.threshold_objective)
     return {label: scorer.info.thresholds[label] if shares[label] == 1 else round(tuned[label], 4) for label in LABELS}
 
@@ -61,18 +65,21 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
             raise FileExistsError(f"{out_dir} exists and is not a stacked model; choose another --out")
         shutil.rmtree(out_dir)
     ngrams = fit_ngrams(train, config.extra_data)
-    shares = dict(config.bert_share)
-    thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
+    shares, floors = dict(config.bert_share), dict(config.bert_floor)
+    thresholds = stacked_thresholds(scorer, ngrams, shares, floors, train.validation_file)
 
     shutil.copytree(model_dir, out_dir)
     ngrams.save(out_dir)
     digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes())
     digest.update((out_dir / NGRAM_DIR / "weights.npz").read_bytes())
+    if any(floors.values()):  # the floor changes scores, so it is part of the version
+        digest.update(json.dumps(floors, sort_keys=True).encode())
     info = replace(
         scorer.info,
         name=f"{scorer.info.name}-stacked",
         thresholds=thresholds,
         ngram_weights=shares,
+        ngram_floor=floors if any(floors.values()) else {},
         version=digest.hexdigest()[:12],
         threshold_spread={},  # the BERT's; the mixed cut-offs' spread is not measured
     )
@@ -92,6 +99,11 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
         bert_version=scorer.info.version,
         ngram_dir=NGRAM_DIR,
         shares=", ".join(f"{label} {shares[label]:g}" for label in LABELS),
+        floors="".join(
+            f"\n> Under a BERT probability of {floors[label]:g} the n-grams have no say on {label}."
+            for label in LABELS
+            if floors[label]
+        ),
         thresholds=", ".join(f"{label} {thresholds[label]:.3f}" for label in LABELS if shares[label] < 1),
         test_macro_f1=report["macro_f1"],
     )
