@@ -147,7 +147,7 @@ def test_floor_keeps_the_bert_probability_where_the_bert_finds_the_reply_harmles
     np.testing.assert_allclose(mixed[:, 1], mix(bert, ngrams, shares)[:, 1])  # floor 0: no floor
 
 
-def test_stacked_model_with_a_floor_scores_with_it(tiny_trained_model, train_config, tmp_path):
+def test_stacked_model_with_a_floor_scores_with_it(stacked, tiny_trained_model, train_config, tmp_path):
     from ml import Scorer
     from ml.modeling.stack import stack
 
@@ -156,6 +156,7 @@ def test_stacked_model_with_a_floor_scores_with_it(tiny_trained_model, train_con
         tiny_trained_model, tmp_path / "floored", train_config, StackConfig(bert_share=SHARES, bert_floor=floors)
     )
     assert info.ngram_floor == floors
+    assert info.thresholds == stacked[1].thresholds  # a veto only: the cut-offs are the unfloored ones
     bert, both = Scorer.load(tiny_trained_model), Scorer.load(tmp_path / "floored")
     texts, contexts = ["您好，请问有什么可以帮您？", "不还钱我们就上门"], ["", "我下周还"]
     expected = mix(

@@ -44,13 +44,12 @@ def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = ()) -> CharNgrams
     return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]))
 
 
-def stacked_thresholds(
-    scorer: Scorer, ngrams: CharNgrams, shares: dict[str, float], floors: dict[str, float], validation_file: str
-):
+def stacked_thresholds(scorer: Scorer, ngrams: CharNgrams, shares: dict[str, float], validation_file: str):
+    """Cut-offs of the mixed labels, tuned without the floor: the floor only vetoes alarms, it must not
+    lower the cut-offs to win the vetoed recall back (`experiments/stack_gate/`, candidate G)."""
     validation = load_labelled([validation_file])
     bert = scorer.predict_proba(validation["text"], validation["context"])
-    per_label = [np.array([values[label] for label in LABELS]) for values in (shares, floors)]
-    mixed = mix(bert, ngrams.predict_proba(validation["text"]), *per_label)
+    mixed = mix(bert, ngrams.predict_proba(validation["text"]), np.array([shares[label] for label in LABELS]))
     tuned = tune_thresholds(label_matrix(validation), mixed, scorer.info.threshold_objective)
     return {label: scorer.info.thresholds[label] if shares[label] == 1 else round(tuned[label], 4) for label in LABELS}
 
@@ -66,7 +65,7 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
         shutil.rmtree(out_dir)
     ngrams = fit_ngrams(train, config.extra_data)
     shares, floors = dict(config.bert_share), dict(config.bert_floor)
-    thresholds = stacked_thresholds(scorer, ngrams, shares, floors, train.validation_file)
+    thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
 
     shutil.copytree(model_dir, out_dir)
     ngrams.save(out_dir)
