@@ -57,6 +57,7 @@ class DataConfig(StrictModel):
         "data/split/test.jsonl",
         "data/heldout_writers",
         "data/v8",
+        "data/heldout_fresh",
         "data/ood",
         "data/ood_fresh",
         "data/probes",
