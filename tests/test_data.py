@@ -248,3 +248,13 @@ def test_every_labelled_record_belongs_to_the_slice_its_file_names():
     for path in sorted(Path("data/labelled").glob("*.jsonl")):
         slices = {writer_slice(record_id) for record_id in load_labelled([path])["id"]}
         assert slices == {path.stem.split("_")[0]}, path
+
+
+def test_to_simplified_skips_opencc_only_where_opencc_would_change_nothing():
+    from ml.data.text import _opencc, to_simplified, to_traditional
+
+    simplified = ["您好，这边看到您的账单已经逾期三天了", "一目了然", "后天下午还款", "干得好", "里面的头发"]
+    texts = simplified + [to_traditional(t) for t in simplified] + ["一目瞭然", "這個帳單", "乾淨", "頭髮", "瞭解"]
+    opencc = _opencc("t2s")
+    assert [to_simplified(t) for t in texts] == [opencc.convert(t) for t in texts]
+    assert to_simplified("這個帳單") == "这个帐单"
