@@ -274,8 +274,8 @@ def stack(
     out: Path | None = typer.Option(None, help="Where the stacked model goes (default: the config's stack.out_dir)."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Project config (its `stack` section, train files)."),
 ) -> None:
-    """Add the character n-gram part to a trained model (better on unseen lending writers, more
-    false threats on other domains; see the README), cut-offs re-tuned on validation."""
+    """Add the character n-gram part to a trained model, in place when --out is the model itself (the
+    pipeline does this to the default; see the README), cut-offs of the mixed labels tuned on validation."""
     from ml.modeling.model_info import ModelLoadError
     from ml.modeling.stack import stack as run_stack
 

@@ -172,3 +172,26 @@ def test_stacked_model_with_a_floor_scores_with_it(stacked, tiny_trained_model, 
 def test_floor_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="bert_floor"):
         StackConfig(bert_floor={**dict.fromkeys(LABELS, 0.0), "threatening": 1.5})
+
+
+def test_stacking_in_place_turns_the_model_directory_into_the_mix(stacked, tiny_trained_model, train_config, tmp_path):
+    """The pipeline stacks the default in place; the result is the same mix as a stacked copy, and its
+    card, once rewritten, says the numbers are the mix's."""
+    from ml import Scorer
+    from ml.evaluation.evaluate import stack_lines
+    from ml.modeling.stack import stack
+
+    model = tmp_path / "default"
+    shutil.copytree(tiny_trained_model, model)
+    info = stack(model, model, train_config, StackConfig(bert_share=SHARES))
+    copy_out, copy_info = stacked
+    assert info.version == copy_info.version and info.thresholds == copy_info.thresholds
+    texts, contexts = ["您好，请问有什么可以帮您？", "不还钱我们就上门"], ["", "我下周还"]
+    np.testing.assert_allclose(
+        Scorer.load(model).predict_proba(texts, contexts), Scorer.load(copy_out).predict_proba(texts, contexts)
+    )
+    with pytest.raises(ModelLoadError, match="already a stacked model"):
+        stack(model, model, train_config, StackConfig(bert_share=SHARES))
+    (line,) = stack_lines(info)
+    assert "empathetic 0.5, threatening 0.2, privacy_risk 0" in line and "polite" not in line
+    assert stack_lines(Scorer.load(tiny_trained_model).info) == []

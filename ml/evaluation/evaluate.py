@@ -283,6 +283,31 @@ def rewrite_model_card(model_dir: Path, recipe: TrainConfig, report: dict[str, A
     write_model_card(model_dir, card_recipe, report, scorer, report.get("generalisation"))
 
 
+def stack_lines(info: ModelInfo) -> list[str]:
+    """The card's account of a stacked model's second part (`replyqa stack`); none for a plain BERT."""
+    mixed = [label for label in LABELS if info.ngram_weights.get(label, 1) < 1]
+    if not mixed:
+        return []
+    floors = [label for label in mixed if info.ngram_floor.get(label)]
+    return [
+        "- Stacked (`replyqa stack`): a character n-gram part (`ngrams/`: TF-IDF of the reply's 1-3-grams, one "
+        "logistic regression per label, fitted on the train split and the negatives; it never reads the context) "
+        "is mixed into "
+        + ", ".join(mixed)
+        + "; the BERT's share: "
+        + ", ".join(f"{label} {info.ngram_weights[label]:g}" for label in mixed)
+        + "."
+        + "".join(
+            f" Under a BERT probability of {floor:g} the n-grams have no say on "
+            + " and ".join(label for label in floors if info.ngram_floor[label] == floor)
+            + "."
+            for floor in sorted({info.ngram_floor[label] for label in floors})
+        )
+        + " The thresholds above are the mix's; every number on this card is the mix's. A plain Hugging Face "
+        "`pipeline` on this directory runs the BERT part only."
+    ]
+
+
 def write_model_card(
     model_dir: Path, config: TrainConfig, report: dict[str, Any], scorer: Scorer, board: dict[str, Any] | None = None
 ) -> None:
@@ -350,6 +375,7 @@ def write_model_card(
         f"- Thresholds tuned on validation: {json.dumps(info.thresholds)} "
         f"(objectives: {json.dumps(config.threshold_objective)}, F1 for the rest)."
         + spread_sentence(info.threshold_spread),
+        *stack_lines(info),
         "",
         *generalisation_lines(board or {}),
         *runtime_lines(info, scorer),

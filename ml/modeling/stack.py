@@ -30,7 +30,7 @@ CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source
 > character n-gram part (`{ngram_dir}/`) mixed per label; the BERT's share per label: {shares}.{floors}
 > Cut-offs of the mixed labels were re-tuned on the validation split: {thresholds}.
 > Test split macro-F1 of the mix: {test_macro_f1:.3f}. The numbers below this note are the BERT's
-> alone; the mix's scoreboard is in `experiments/stacking/README.md`.
+> alone until `replyqa evaluate --card` rewrites the card for the mix.
 
 """
 
@@ -55,11 +55,13 @@ def stacked_thresholds(scorer: Scorer, ngrams: CharNgrams, shares: dict[str, flo
 
 
 def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfig) -> ModelInfo:
-    """Write the stacked copy of `model_dir` to `out_dir` (replacing an earlier stacked model there)."""
+    """Write the stacked copy of `model_dir` to `out_dir` (replacing an earlier stacked model there),
+    or stack `model_dir` in place when `out_dir` is the same directory (the pipeline's default model)."""
     scorer = Scorer.load(model_dir, runtime="portable")  # cut-offs that do not depend on the CPU
     if scorer.info.ngram_weights:
         raise ModelLoadError(f"{model_dir}: already a stacked model")
-    if out_dir.exists():
+    in_place = out_dir.exists() and out_dir.resolve() == model_dir.resolve()
+    if out_dir.exists() and not in_place:
         if not (out_dir / NGRAM_DIR).is_dir():
             raise FileExistsError(f"{out_dir} exists and is not a stacked model; choose another --out")
         shutil.rmtree(out_dir)
@@ -67,7 +69,8 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
     shares, floors = dict(config.bert_share), dict(config.bert_floor)
     thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
 
-    shutil.copytree(model_dir, out_dir)
+    if not in_place:
+        shutil.copytree(model_dir, out_dir)
     ngrams.save(out_dir)
     digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes())
     digest.update((out_dir / NGRAM_DIR / "weights.npz").read_bytes())
