@@ -12,8 +12,9 @@ partner keeps its labels and loses the pair id. Every drop is logged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from v8_dedupe import drop_and_log  # data/review/, the script's own folder
 
 from ml.data.records import expand_paths, load_records, near_duplicate_pairs
 
@@ -47,26 +48,10 @@ def main() -> None:
                 dropped[record.id] = f"heldout_fresh:{other.id}"
                 break
 
-    partners = {r.pair for r in fresh if r.id in dropped and r.pair}
-    with LOG.open("w", encoding="utf-8") as log:
-        for record in fresh:
-            if record.id in dropped:
-                log.write(
-                    json.dumps(
-                        {"id": record.id, "text": record.text, "matches": dropped[record.id]}, ensure_ascii=False
-                    )
-                    + "\n"
-                )
-    for path in sorted(FRESH.glob("*.jsonl")):
-        kept = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if row["id"] in dropped:
-                continue
-            if row.get("pair") in partners:
-                row["pair"] = ""
-            kept.append(json.dumps(row, ensure_ascii=False))
-        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    if not dropped:
+        print("nothing to drop; data/heldout_fresh and the log are left as they are")  # already deduplicated
+        return
+    drop_and_log(fresh, dropped, sorted(FRESH.glob("*.jsonl")), LOG)
     print(f"dropped {len(dropped)} of {len(fresh)} records; log: {LOG}")
 
 

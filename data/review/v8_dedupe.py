@@ -37,6 +37,29 @@ def shares_formula(text: str, runs: set[str], size: int = 16) -> bool:
     return any(text[i : i + size] in runs for i in range(len(text) - size + 1))
 
 
+def drop_and_log(records: list, dropped: dict[str, str], files: list[Path], log_path: Path) -> set[str]:
+    """Log each dropped record with what it matched, remove it from its file, and clear the pair id
+    of its minimal-pair partner; returns the pair ids that lost a member. (Also used by
+    heldout_fresh_dedupe.py.)"""
+    partners = {r.pair for r in records if r.id in dropped and r.pair}
+    with log_path.open("w", encoding="utf-8") as log:
+        for record in records:
+            if record.id in dropped:
+                entry = {"id": record.id, "text": record.text, "matches": dropped[record.id]}
+                log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    for path in files:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out = []
+        for row in rows:
+            if row["id"] in dropped:
+                continue
+            if row["pair"] in partners:
+                row["pair"] = ""
+            out.append(json.dumps(row, ensure_ascii=False))
+        path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return partners
+
+
 def main() -> None:
     kept = load_records(expand_paths(["data/labelled"])).records
     new = sorted(load_records(expand_paths([str(V8)])).records, key=lambda r: r.id)
@@ -71,26 +94,7 @@ def main() -> None:
     if not dropped:
         print("nothing to drop; data/v8 and the log are left as they are")  # the files are already deduplicated
         return
-    partners = {r.pair for r in new if r.id in dropped and r.pair}
-    with LOG.open("w", encoding="utf-8") as log:
-        for record in new:
-            if record.id in dropped:
-                log.write(
-                    json.dumps(
-                        {"id": record.id, "text": record.text, "matches": dropped[record.id]}, ensure_ascii=False
-                    )
-                    + "\n"
-                )
-    for path in sorted(V8.glob("*.jsonl")):
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        out = []
-        for row in rows:
-            if row["id"] in dropped:
-                continue
-            if row["pair"] in partners:
-                row["pair"] = ""
-            out.append(json.dumps(row, ensure_ascii=False))
-        path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    partners = drop_and_log(new, dropped, sorted(V8.glob("*.jsonl")), LOG)
     by_kind = {k: sum(1 for v in dropped.values() if v.startswith(k)) for k in ("labelled", "v8")}
     evaluation_drops = len(dropped) - sum(by_kind.values())
     print(f"dropped {len(dropped)} of {len(new)} v8 records {by_kind}, evaluation {evaluation_drops}; ", end="")
