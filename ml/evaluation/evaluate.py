@@ -283,16 +283,15 @@ def rewrite_model_card(model_dir: Path, recipe: TrainConfig, report: dict[str, A
     write_model_card(model_dir, card_recipe, report, scorer, report.get("generalisation"))
 
 
-def stack_lines(info: ModelInfo) -> list[str]:
-    """The card's account of a stacked model's second part (`replyqa stack`); none for a plain BERT."""
+def stack_account(info: ModelInfo) -> str:
+    """What a stacked model (`replyqa stack`) mixes, in one paragraph; "" for a plain BERT."""
     mixed = [label for label in LABELS if info.ngram_weights.get(label, 1) < 1]
     if not mixed:
-        return []
+        return ""
     floors = [label for label in mixed if info.ngram_floor.get(label)]
-    return [
-        "- Stacked (`replyqa stack`): a character n-gram part (`ngrams/`: TF-IDF of the reply's 1-3-grams, one "
-        "logistic regression per label, fitted on the train split and the negatives; it never reads the context) "
-        "is mixed into "
+    return (
+        "A character n-gram part (`ngrams/`: TF-IDF of the reply's 1-3-grams, one logistic regression per label, "
+        "fitted on the train split and the negatives; it never reads the context) is mixed into "
         + ", ".join(mixed)
         + "; the BERT's share: "
         + ", ".join(f"{label} {info.ngram_weights[label]:g}" for label in mixed)
@@ -303,9 +302,14 @@ def stack_lines(info: ModelInfo) -> list[str]:
             + "."
             for floor in sorted({info.ngram_floor[label] for label in floors})
         )
-        + " The thresholds above are the mix's; every number on this card is the mix's. A plain Hugging Face "
-        "`pipeline` on this directory runs the BERT part only."
-    ]
+        + " A plain Hugging Face `pipeline` on this directory runs the BERT part only."
+    )
+
+
+def stack_lines(info: ModelInfo) -> list[str]:
+    """The card's training bullet on a stacked model's second part; none for a plain BERT."""
+    account = stack_account(info)
+    return [f"- Stacked (`replyqa stack`): {account} Every number on this card is the mix's."] if account else []
 
 
 def write_model_card(

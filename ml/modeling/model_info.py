@@ -81,11 +81,7 @@ class ModelInfo:
 
     def write(self, model_dir: Path) -> None:
         fields = asdict(self)
-        for optional in (
-            "ngram_weights",
-            "ngram_floor",
-            "threshold_spread",
-        ):  # absent where empty: older models keep their file
+        for optional in ("ngram_weights", "ngram_floor", "threshold_spread"):  # absent where empty: older files stay
             if not fields[optional]:
                 del fields[optional]
         (model_dir / MODEL_INFO_FILE).write_text(json.dumps(fields, ensure_ascii=False, indent=2), encoding="utf-8")

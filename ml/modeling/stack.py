@@ -19,16 +19,16 @@ import numpy as np
 
 from ml.config import StackConfig, TrainConfig
 from ml.data.records import expand_paths, label_matrix, load_labelled, load_partially_labelled, record_ids
-from ml.evaluation.evaluate import evaluate_model
+from ml.evaluation.evaluate import evaluate_model, stack_account
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.model_info import ModelInfo, ModelLoadError, write_training_ids
 from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
 from ml.modeling.scorer import Scorer
 
-CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source}` (`{bert_version}`) plus a
-> character n-gram part (`{ngram_dir}/`) mixed per label; the BERT's share per label: {shares}.{floors}
-> Cut-offs of the mixed labels were re-tuned on the validation split: {thresholds}.
+CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source}` (`{bert_version}`) with an n-gram
+> part. {account}
+> Cut-offs of the mixed labels were tuned on the validation split: {thresholds}.
 > Test split macro-F1 of the mix: {test_macro_f1:.3f}. The numbers below this note are the BERT's
 > alone until `replyqa evaluate --card` rewrites the card for the mix.
 
@@ -99,13 +99,7 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
     note = CARD_NOTE.format(
         source=model_dir,
         bert_version=scorer.info.version,
-        ngram_dir=NGRAM_DIR,
-        shares=", ".join(f"{label} {shares[label]:g}" for label in LABELS),
-        floors="".join(
-            f"\n> Under a BERT probability of {floors[label]:g} the n-grams have no say on {label}."
-            for label in LABELS
-            if floors[label]
-        ),
+        account=stack_account(info),
         thresholds=", ".join(f"{label} {thresholds[label]:.3f}" for label in LABELS if shares[label] < 1),
         test_macro_f1=report["macro_f1"],
     )
