@@ -344,7 +344,7 @@ def test_a_malformed_csv_row_is_an_error_on_its_row_only_and_names_its_line(tiny
     assert counts.rows == 4 and counts.scored == 2
     assert result["id"].fillna("").tolist() == ["1", "", "", "4"]
     assert result["_raw"].fillna("").tolist() == ["", "2,请稍等,EXTRA", '3,"好的"x', ""]
-    assert "bad CSV row at line 3: 3 fields where the header has 2" in result["error"][1]
+    assert "bad CSV row at line 3: 3 cells where the header has 2" in result["error"][1]
     assert "bad CSV row at line 4" in result["error"][2]
     assert not list(tmp_path.glob(".out*"))
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationErr
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
-from ml.data.tabular import csv_rows_with_lines
+from ml.data.tabular import cells_under_header, csv_rows_with_lines
 from ml.data.text import SURROGATE
 from ml.labels import LABELS, Channel, NoiseTag, Scenario
 
@@ -140,10 +140,8 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
                 return  # after broken quoting the rest of the file cannot be split into rows
             if not cells:
                 continue
-            if len(cells) > len(header):
-                yield start, f"{len(cells)} cells where the header has {len(header)}"
-                continue
-            yield start, _flat_row_to_record(dict(zip(header, cells + [""] * (len(header) - len(cells)))))
+            row = cells_under_header(header, cells)
+            yield start, _flat_row_to_record(row) if isinstance(row, dict) else row
 
 
 def _flat_row_to_record(row: dict[str, Any]) -> dict[str, Any]:

@@ -180,14 +180,19 @@ def csv_rows_with_lines(reader) -> Iterator[tuple[int, list[str] | csv.Error]]:
             yield first_line, error
 
 
+def cells_under_header(columns: list[str], cells: list[str]) -> dict[str, str] | str:
+    """A CSV row's cells under the header's names, a short row padded with ""; a row with more cells
+    than the header has names is not read: the problem, as a message."""
+    if len(cells) > len(columns):
+        return f"{len(cells)} cells where the header has {len(columns)}"
+    return dict(zip(columns, cells + [""] * (len(columns) - len(cells))))
+
+
 def _csv_row(columns: list[str], fields: list[str] | csv.Error, text: str, where: str) -> dict:
-    if isinstance(fields, csv.Error):
-        problem = str(fields)
-    elif len(fields) > len(columns):
-        problem = f"{len(fields)} fields where the header has {len(columns)}"
-    else:
-        return dict(zip(columns, fields + [""] * (len(columns) - len(fields))))
-    return {"_raw": text.rstrip("\r\n"), "_parse_error": f"bad CSV row at {where}: {problem}"}
+    row = str(fields) if isinstance(fields, csv.Error) else cells_under_header(columns, fields)
+    if isinstance(row, dict):
+        return row
+    return {"_raw": text.rstrip("\r\n"), "_parse_error": f"bad CSV row at {where}: {row}"}
 
 
 def _csv_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
