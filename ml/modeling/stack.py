@@ -59,7 +59,9 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
     or stack `model_dir` in place when `out_dir` is the same directory (the pipeline's default model)."""
     scorer = Scorer.load(model_dir, runtime="portable")  # cut-offs that do not depend on the CPU
     if scorer.info.ngram_weights:
-        raise ModelLoadError(f"{model_dir}: already a stacked model")
+        raise ModelLoadError(
+            f"{model_dir}: already a stacked model; stack a BERT alone (what `replyqa train` writes) instead"
+        )
     in_place = out_dir.exists() and out_dir.resolve() == model_dir.resolve()
     if out_dir.exists() and not in_place:
         if not (out_dir / NGRAM_DIR).is_dir():
