@@ -68,7 +68,8 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
             raise FileExistsError(f"{out_dir} exists and is not a stacked model; choose another --out")
         shutil.rmtree(out_dir)
     ngrams = fit_ngrams(train, config.extra_data)
-    shares, floors = dict(config.bert_share), dict(config.bert_floor)
+    shares = dict(config.bert_share)
+    floors = dict(config.bert_floor) if any(config.bert_floor.values()) else {}  # none: no floor at all
     thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
 
     if not in_place:
@@ -76,14 +77,14 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
     ngrams.save(out_dir)
     digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes())
     digest.update((out_dir / NGRAM_DIR / "weights.npz").read_bytes())
-    if any(floors.values()):  # the floor changes scores, so it is part of the version
+    if floors:  # the floor changes scores, so it is part of the version
         digest.update(json.dumps(floors, sort_keys=True).encode())
     info = replace(
         scorer.info,
         name=f"{scorer.info.name}-stacked",
         thresholds=thresholds,
         ngram_weights=shares,
-        ngram_floor=floors if any(floors.values()) else {},
+        ngram_floor=floors,
         version=digest.hexdigest()[:12],
         threshold_spread={},  # the BERT's; the mixed cut-offs' spread is not measured
     )
