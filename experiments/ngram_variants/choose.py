@@ -3,7 +3,7 @@ predictions over the default's own train split, grouped by writer slice (6 folds
 so no evaluation set (held-out writers, `data/ood`, probes, sealed sets) is read. The negatives are
 in every fold's training data, as in `replyqa stack`. See README.md for the variants and the rule.
 
-    python experiments/ngram_variants/select.py > experiments/ngram_variants/selection.json
+    python experiments/ngram_variants/choose.py > experiments/ngram_variants/selection.json
 """
 
 from __future__ import annotations
