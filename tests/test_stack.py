@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -54,6 +56,32 @@ def test_ngram_part_reads_the_text_as_the_model_does(small_splits):
     plain = "您好，这边看到您的账单已经逾期三天了"
     noisy = [" ".join(plain), "您好,這邊看到您的賬單已經逾期三天了"]  # ASR spaces; half-width, Traditional
     np.testing.assert_allclose(ngrams.predict_proba(noisy), ngrams.predict_proba([plain, plain]), atol=1e-9)
+
+
+def test_ngram_part_scores_what_scikit_learns_tfidf_computes(small_splits):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from ml.modeling.ngrams import VECTORIZER, as_model_reads
+
+    train = load_labelled([small_splits["train"]])
+    ngrams = CharNgrams.fit(list(train["text"]), label_matrix(train))
+    reference = TfidfVectorizer(preprocessor=as_model_reads, vocabulary=ngrams.vocabulary, **VECTORIZER)
+    reference.idf_ = ngrams.idf
+    texts = list(train["text"]) + ["", "  \t ", "第一行\n\n\n第二行", "ＡＢＣ１２３？！", "𠮷野家", "逾期" * 300]
+    expected = 1 / (1 + np.exp(-(reference.transform(texts) @ ngrams.coef.T + ngrams.intercept)))
+    np.testing.assert_allclose(ngrams.predict_proba(texts), expected, rtol=0, atol=1e-12)
+
+
+def test_scoring_a_stacked_model_imports_no_training_library(stacked):
+    """A one-row job pays for every import: scikit-learn alone took 1.3 s of 2.7 s (AMD EPYC)."""
+    out, _ = stacked
+    code = (
+        "import sys; from ml import Scorer; "
+        f"s = Scorer.load({str(out)!r}, runtime='portable'); s.predict_proba(['您好'], ['']); "
+        "print(sorted(m for m in ('sklearn', 'scipy', 'torch', 'mlflow', 'datasets', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_stacked_model_scores_the_mix_of_its_parts(stacked, tiny_trained_model, train_config):
@@ -134,7 +162,7 @@ def test_extra_data_joins_the_ngram_parts_training(train_config, tmp_path):
     ]
     extra.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     plain, extended = fit_ngrams(train_config), fit_ngrams(train_config, [str(tmp_path)])
-    assert "麒麟" in extended.vectorizer.vocabulary_ and "麒麟" not in plain.vectorizer.vocabulary_
+    assert "麒麟" in extended.vocabulary and "麒麟" not in plain.vocabulary
 
 
 def test_floor_keeps_the_bert_probability_where_the_bert_finds_the_reply_harmless():
