@@ -4,6 +4,7 @@ so no evaluation set (held-out writers, `data/ood`, probes, sealed sets) is read
 in every fold's training data, as in `replyqa stack`. See README.md for the variants and the rule.
 
     python experiments/ngram_variants/choose.py > experiments/ngram_variants/selection.json
+    python experiments/ngram_variants/choose.py --only E_1-3_C16 F_1-3_C64 > selection_round2.json  # in this folder
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ VARIANTS = {
     "B_1-4_C4": Variant(ngram_range=(1, 4)),
     "C_1-3_C1": Variant(c=1.0),
     "D_1-3_C4_clause_max": Variant(clause_max=True),
+    "E_1-3_C16": Variant(c=16.0),  # round 2 (README): run with --only E_1-3_C16 F_1-3_C64
+    "F_1-3_C64": Variant(c=64.0),
 }
 
 
@@ -82,8 +85,9 @@ def main() -> None:
     groups = [writer_slice(i) for i in train["id"]]
     neg_texts, neg_y = list(negatives["text"]), label_matrix(negatives)
     folds = list(GroupKFold(n_splits=6).split(texts, groups=groups))
+    chosen = sys.argv[sys.argv.index("--only") + 1 :] if "--only" in sys.argv else list(VARIANTS)
     report = {"records": len(texts), "slices": len(set(groups)), "folds": 6, "variants": {}}
-    for name, variant in VARIANTS.items():
+    for name, variant in ((name, VARIANTS[name]) for name in chosen):
         started = time.time()
         oof = np.full((len(texts), len(LABELS)), np.nan)
         for fit_rows, held_rows in folds:
