@@ -349,6 +349,9 @@ class StackConfig(StrictModel):
         description="Labelled files or folders the n-gram part learns from besides the train split and the "
         "negatives (never an evaluation set).",
     )
+    ngram_c: float = Field(
+        4.0, gt=0, description="Inverse regularisation strength C of the n-gram part's logistic regressions."
+    )
 
     @field_validator("bert_share", "bert_floor")
     @classmethod

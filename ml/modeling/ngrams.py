@@ -24,7 +24,6 @@ from ml.labels import LABELS
 NGRAM_DIR = "ngrams"
 VECTORIZER = {"analyzer": "char", "ngram_range": (1, 3), "sublinear_tf": True}  # the TF-IDF baseline's recipe
 MIN_DF = 2
-C = 4.0
 
 
 def as_model_reads(text: str) -> str:
@@ -72,9 +71,9 @@ class CharNgrams:
         self.vocabulary, self.idf, self.coef, self.intercept = vocabulary, idf, coef, intercept
 
     @classmethod
-    def fit(cls, texts: Sequence[str], y: np.ndarray) -> CharNgrams:
+    def fit(cls, texts: Sequence[str], y: np.ndarray, c: float = 4.0) -> CharNgrams:
         """`y` (n, 5) in LABELS order; UNKNOWN cells (partially labelled records) are left out of
-        that label's regression only."""
+        that label's regression only. `c`: the regressions' inverse regularisation strength."""
         from sklearn.linear_model import LogisticRegression
 
         from ml.data.records import UNKNOWN  # training only: records imports datasets and pandas
@@ -84,7 +83,7 @@ class CharNgrams:
         coef, intercept = [], []
         for i in range(len(LABELS)):
             known = y[:, i] != UNKNOWN
-            regression = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(x[known], y[known, i])
+            regression = LogisticRegression(C=c, class_weight="balanced", max_iter=2000).fit(x[known], y[known, i])
             coef.append(regression.coef_[0])
             intercept.append(regression.intercept_[0])
         coef, intercept = np.array(coef, dtype=np.float32), np.array(intercept, dtype=np.float32)

@@ -35,13 +35,13 @@ CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source
 """
 
 
-def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = ()) -> CharNgrams:
+def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = (), c: float = 4.0) -> CharNgrams:
     """The n-gram part on the model's own train split, any extra labelled data, and the negatives
-    (their given labels only)."""
+    (their given labels only), with regularisation `c`."""
     labelled = load_labelled([train.train_file, *expand_paths(extra_data)])
     negatives = load_partially_labelled(train.negatives)
     texts = list(labelled["text"]) + list(negatives["text"])
-    return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]))
+    return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]), c)
 
 
 def stacked_thresholds(scorer: Scorer, ngrams: CharNgrams, shares: dict[str, float], validation_file: str):
@@ -67,7 +67,7 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
         if not (out_dir / NGRAM_DIR).is_dir():
             raise FileExistsError(f"{out_dir} exists and is not a stacked model; choose another --out")
         shutil.rmtree(out_dir)
-    ngrams = fit_ngrams(train, config.extra_data)
+    ngrams = fit_ngrams(train, config.extra_data, config.ngram_c)
     shares = dict(config.bert_share)
     floors = dict(config.bert_floor) if any(config.bert_floor.values()) else {}  # none: no floor at all
     thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
