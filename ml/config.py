@@ -58,6 +58,7 @@ class DataConfig(StrictModel):
         "data/heldout_writers",
         "data/v8",
         "data/heldout_fresh",
+        "data/heldout_fresh2",
         "data/ood",
         "data/ood_fresh",
         "data/probes",
