@@ -223,3 +223,13 @@ def test_stacking_in_place_turns_the_model_directory_into_the_mix(stacked, tiny_
     (line,) = stack_lines(info)
     assert "empathetic 0.5, threatening 0.2, privacy_risk 0" in line and "polite" not in line
     assert stack_lines(Scorer.load(tiny_trained_model).info) == []
+
+
+def test_stack_ngram_c_sets_the_regularisation_of_the_ngram_part(train_config):
+    from ml.modeling.stack import fit_ngrams
+
+    strongly, weakly = fit_ngrams(train_config, c=0.01), fit_ngrams(train_config, c=100.0)
+    assert np.abs(strongly.coef).max() < np.abs(weakly.coef).max()
+    assert StackConfig().ngram_c == 4.0  # the shipped default's part (experiments/ngram_variants/)
+    with pytest.raises(ValueError, match="ngram_c"):
+        StackConfig(ngram_c=0)
