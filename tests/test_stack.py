@@ -59,13 +59,11 @@ def test_ngram_part_reads_the_text_as_the_model_does(small_splits):
 
 
 def test_ngram_part_scores_what_scikit_learns_tfidf_computes(small_splits):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from ml.modeling.ngrams import VECTORIZER, as_model_reads
+    from ml.modeling.ngrams import _vectorizer  # what fitting uses
 
     train = load_labelled([small_splits["train"]])
     ngrams = CharNgrams.fit(list(train["text"]), label_matrix(train))
-    reference = TfidfVectorizer(preprocessor=as_model_reads, vocabulary=ngrams.vocabulary, **VECTORIZER)
+    reference = _vectorizer(vocabulary=ngrams.vocabulary)
     reference.idf_ = ngrams.idf
     texts = list(train["text"]) + ["", "  \t ", "第一行\n\n\n第二行", "ＡＢＣ１２３？！", "𠮷野家", "逾期" * 300]
     expected = 1 / (1 + np.exp(-(reference.transform(texts) @ ngrams.coef.T + ngrams.intercept)))

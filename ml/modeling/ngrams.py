@@ -24,6 +24,7 @@ from ml.labels import LABELS
 NGRAM_DIR = "ngrams"
 VECTORIZER = {"analyzer": "char", "ngram_range": (1, 3), "sublinear_tf": True}  # the TF-IDF baseline's recipe
 MIN_DF = 2
+C = 4.0  # the regressions' default strength (`stack.ngram_c`; experiments/ngram_variants/)
 
 
 def as_model_reads(text: str) -> str:
@@ -71,7 +72,7 @@ class CharNgrams:
         self.vocabulary, self.idf, self.coef, self.intercept = vocabulary, idf, coef, intercept
 
     @classmethod
-    def fit(cls, texts: Sequence[str], y: np.ndarray, c: float = 4.0) -> CharNgrams:
+    def fit(cls, texts: Sequence[str], y: np.ndarray, c: float = C) -> CharNgrams:
         """`y` (n, 5) in LABELS order; UNKNOWN cells (partially labelled records) are left out of
         that label's regression only. `c`: the regressions' inverse regularisation strength."""
         from sklearn.linear_model import LogisticRegression

@@ -23,7 +23,7 @@ from ml.evaluation.evaluate import evaluate_model, stack_account
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.model_info import ModelInfo, ModelLoadError, write_training_ids
-from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
+from ml.modeling.ngrams import NGRAM_DIR, C, CharNgrams, mix
 from ml.modeling.scorer import Scorer
 
 CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source}` (`{bert_version}`) with an n-gram
@@ -35,7 +35,7 @@ CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source
 """
 
 
-def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = (), c: float = 4.0) -> CharNgrams:
+def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = (), c: float = C) -> CharNgrams:
     """The n-gram part on the model's own train split, any extra labelled data, and the negatives
     (their given labels only), with regularisation `c`."""
     labelled = load_labelled([train.train_file, *expand_paths(extra_data)])
