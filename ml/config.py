@@ -59,6 +59,7 @@ class DataConfig(StrictModel):
         "data/v8",
         "data/heldout_fresh",
         "data/heldout_fresh2",
+        "data/heldout_fresh3",
         "data/ood",
         "data/ood_fresh",
         "data/probes",
