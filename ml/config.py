@@ -352,7 +352,7 @@ class StackConfig(StrictModel):
         "negatives (never an evaluation set).",
     )
     ngram_c: float = Field(
-        4.0, gt=0, description="Inverse regularisation strength C of the n-gram part's logistic regressions (ngrams.C)."
+        4.0, gt=0, description="Inverse regularisation strength C of the n-gram part's logistic regressions."
     )
 
     @field_validator("bert_share", "bert_floor")

@@ -43,7 +43,7 @@ def test_ngram_part_round_trips_without_pickle(tmp_path, small_splits):
     train = load_labelled([small_splits["train"]])
     y = label_matrix(train)
     y[:10, LABELS.index("polite")] = UNKNOWN  # partially labelled rows are left out of that label only
-    ngrams = CharNgrams.fit(list(train["text"]), y)
+    ngrams = CharNgrams.fit(list(train["text"]), y, StackConfig().ngram_c)
     ngrams.save(tmp_path)
     assert sorted(p.name for p in (tmp_path / NGRAM_DIR).iterdir()) == ["vocabulary.json", "weights.npz"]
     texts = ["您好，请问有什么可以帮您？", "再不还钱就去你单位找你"]
@@ -52,7 +52,7 @@ def test_ngram_part_round_trips_without_pickle(tmp_path, small_splits):
 
 def test_ngram_part_reads_the_text_as_the_model_does(small_splits):
     train = load_labelled([small_splits["train"]])
-    ngrams = CharNgrams.fit(list(train["text"]), label_matrix(train))
+    ngrams = CharNgrams.fit(list(train["text"]), label_matrix(train), StackConfig().ngram_c)
     plain = "您好，这边看到您的账单已经逾期三天了"
     noisy = [" ".join(plain), "您好,這邊看到您的賬單已經逾期三天了"]  # ASR spaces; half-width, Traditional
     np.testing.assert_allclose(ngrams.predict_proba(noisy), ngrams.predict_proba([plain, plain]), atol=1e-9)
@@ -62,7 +62,7 @@ def test_ngram_part_scores_what_scikit_learns_tfidf_computes(small_splits):
     from ml.modeling.ngrams import _vectorizer  # what fitting uses
 
     train = load_labelled([small_splits["train"]])
-    ngrams = CharNgrams.fit(list(train["text"]), label_matrix(train))
+    ngrams = CharNgrams.fit(list(train["text"]), label_matrix(train), StackConfig().ngram_c)
     reference = _vectorizer(vocabulary=ngrams.vocabulary)
     reference.idf_ = ngrams.idf
     texts = list(train["text"]) + ["", "  \t ", "第一行\n\n\n第二行", "ＡＢＣ１２３？！", "𠮷野家", "逾期" * 300]
@@ -159,7 +159,8 @@ def test_extra_data_joins_the_ngram_parts_training(train_config, tmp_path):
         for i, text in enumerate(["麒麟瓷砖旗舰店售后专线", "麒麟瓷砖的师傅明天到"])
     ]
     extra.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
-    plain, extended = fit_ngrams(train_config), fit_ngrams(train_config, [str(tmp_path)])
+    plain = fit_ngrams(train_config, StackConfig())
+    extended = fit_ngrams(train_config, StackConfig(extra_data=[str(tmp_path)]))
     assert "麒麟" in extended.vocabulary and "麒麟" not in plain.vocabulary
 
 
@@ -226,7 +227,10 @@ def test_stacking_in_place_turns_the_model_directory_into_the_mix(stacked, tiny_
 def test_stack_ngram_c_sets_the_regularisation_of_the_ngram_part(train_config):
     from ml.modeling.stack import fit_ngrams
 
-    strongly, weakly = fit_ngrams(train_config, c=0.01), fit_ngrams(train_config, c=100.0)
+    strongly, weakly = (
+        fit_ngrams(train_config, StackConfig(ngram_c=0.01)),
+        fit_ngrams(train_config, StackConfig(ngram_c=100.0)),
+    )
     assert np.abs(strongly.coef).max() < np.abs(weakly.coef).max()
     assert StackConfig().ngram_c == 4.0  # the shipped default's part (experiments/ngram_variants/)
     with pytest.raises(ValueError, match="ngram_c"):

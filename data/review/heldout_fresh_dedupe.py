@@ -34,8 +34,9 @@ def main() -> None:
     fresh_dir = Path(sys.argv[1] if len(sys.argv) > 1 else SEALED[0])
     log_path = Path(f"data/review/{fresh_dir.name}_dedupe_log.jsonl")
     earlier = SEALED[: SEALED.index(fresh_dir.as_posix())]
-    reference = load_records(expand_paths(TRAINING + earlier)).records  # what a sealed record may not repeat
-    earlier_writers = {writer(r.id) for r in load_records(expand_paths(earlier)).records} if earlier else set()
+    earlier_records = load_records(expand_paths(earlier)).records if earlier else []
+    reference = load_records(expand_paths(TRAINING)).records + earlier_records  # what a sealed record may not repeat
+    earlier_writers = {writer(r.id) for r in earlier_records}
     fresh = sorted(load_records(expand_paths([str(fresh_dir)])).records, key=lambda r: r.id)
     texts = [r.text for r in reference] + [r.text for r in fresh]
     first_fresh = len(reference)

@@ -5,12 +5,13 @@ with the scoreboard's split, cut-off objectives and exclusions, and their false 
     python experiments/ngram_variants/tfidf_c.py
 """
 
+from ml.config import load_config
 from ml.data.records import expand_paths, label_matrix, load_labelled
 from ml.evaluation.baselines import TfidfLogReg
 from ml.evaluation.metrics import tune_thresholds
 from ml.evaluation.scoreboard import System, held_out_writers, out_of_domain, shared_with_training
 
-OBJECTIVES = {"polite": "balanced", "threatening": "precision:0.85", "privacy_risk": "precision:0.85"}
+OBJECTIVES = load_config("configs/default.yaml").train.threshold_objective  # the scoreboard's, not a copy
 
 train, validation = load_labelled(["data/split/train.jsonl"]), load_labelled(["data/split/validation.jsonl"])
 sets = {path: load_labelled([path]) for path in expand_paths(["data/heldout_writers", "data/v8"])}

@@ -24,7 +24,6 @@ from ml.labels import LABELS
 NGRAM_DIR = "ngrams"
 VECTORIZER = {"analyzer": "char", "ngram_range": (1, 3), "sublinear_tf": True}  # the TF-IDF baseline's recipe
 MIN_DF = 2
-C = 4.0  # the regressions' default strength (`stack.ngram_c`; experiments/ngram_variants/)
 
 
 def as_model_reads(text: str) -> str:
@@ -72,9 +71,9 @@ class CharNgrams:
         self.vocabulary, self.idf, self.coef, self.intercept = vocabulary, idf, coef, intercept
 
     @classmethod
-    def fit(cls, texts: Sequence[str], y: np.ndarray, c: float = C) -> CharNgrams:
+    def fit(cls, texts: Sequence[str], y: np.ndarray, c: float) -> CharNgrams:
         """`y` (n, 5) in LABELS order; UNKNOWN cells (partially labelled records) are left out of
-        that label's regression only. `c`: the regressions' inverse regularisation strength."""
+        that label's regression only. `c`: the regressions' inverse regularisation strength (`stack.ngram_c`)."""
         from sklearn.linear_model import LogisticRegression
 
         from ml.data.records import UNKNOWN  # training only: records imports datasets and pandas

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from ml.evaluation.evaluate import evaluate_model, stack_account
 from ml.evaluation.metrics import tune_thresholds
 from ml.labels import LABELS
 from ml.modeling.model_info import ModelInfo, ModelLoadError, write_training_ids
-from ml.modeling.ngrams import NGRAM_DIR, C, CharNgrams, mix
+from ml.modeling.ngrams import NGRAM_DIR, CharNgrams, mix
 from ml.modeling.scorer import Scorer
 
 CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source}` (`{bert_version}`) with an n-gram
@@ -35,13 +34,13 @@ CARD_NOTE = """> **Stacked model** (`replyqa stack`): this directory is `{source
 """
 
 
-def fit_ngrams(train: TrainConfig, extra_data: Sequence[str] = (), c: float = C) -> CharNgrams:
-    """The n-gram part on the model's own train split, any extra labelled data, and the negatives
-    (their given labels only), with regularisation `c`."""
-    labelled = load_labelled([train.train_file, *expand_paths(extra_data)])
+def fit_ngrams(train: TrainConfig, config: StackConfig) -> CharNgrams:
+    """The n-gram part on the model's own train split, the stack's extra labelled data, and the
+    negatives (their given labels only), with the stack's regularisation."""
+    labelled = load_labelled([train.train_file, *expand_paths(config.extra_data)])
     negatives = load_partially_labelled(train.negatives)
     texts = list(labelled["text"]) + list(negatives["text"])
-    return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]), c)
+    return CharNgrams.fit(texts, np.vstack([label_matrix(labelled), label_matrix(negatives)]), config.ngram_c)
 
 
 def stacked_thresholds(scorer: Scorer, ngrams: CharNgrams, shares: dict[str, float], validation_file: str):
@@ -67,7 +66,7 @@ def stack(model_dir: Path, out_dir: Path, train: TrainConfig, config: StackConfi
         if not (out_dir / NGRAM_DIR).is_dir():
             raise FileExistsError(f"{out_dir} exists and is not a stacked model; choose another --out")
         shutil.rmtree(out_dir)
-    ngrams = fit_ngrams(train, config.extra_data, config.ngram_c)
+    ngrams = fit_ngrams(train, config)
     shares = dict(config.bert_share)
     floors = dict(config.bert_floor) if any(config.bert_floor.values()) else {}  # none: no floor at all
     thresholds = stacked_thresholds(scorer, ngrams, shares, train.validation_file)
