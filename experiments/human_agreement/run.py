@@ -88,8 +88,10 @@ def main() -> None:
     contexts = [r.context for r, _ in held_out]
     final = np.array([[getattr(r.labels, label) for label in LABELS] for r, _ in held_out])
     scorer = Scorer.load("models/default", runtime="portable")
-    systems = [model_system(scorer), *baseline_systems("data/split/train.jsonl", "data/split/validation.jsonl",
-                                                        scorer.info.threshold_objective)]
+    systems = [
+        model_system(scorer),
+        *baseline_systems("data/split/train.jsonl", "data/split/validation.jsonl", scorer.info.threshold_objective),
+    ]
     results["held_out_systems_vs_final"] = {
         "model_version": scorer.info.version,
         **{s.name: agreement(final, s.decide(texts, contexts).astype(int)) for s in systems},
@@ -99,19 +101,21 @@ def main() -> None:
 
 
 def print_tables(results: dict) -> None:
-    print("| group | replies | reader 2 vs reader 1 | reader 2 vs final |" + "".join(f" {l} (r2 vs r1) |" for l in LABELS))
+    columns = "".join(f" {label} (r2 vs r1) |" for label in LABELS)
+    print("| group | replies | reader 2 vs reader 1 | reader 2 vs final |" + columns)
     print("|---" * (4 + len(LABELS)) + "|")
     for group, g in results["groups"].items():
         a, b = g["reader2_vs_reader1"], g["reader2_vs_final"]
-        cells = "".join(f" {a['per_label'][l]['f1']:.3f} |" for l in LABELS)
+        cells = "".join(f" {a['per_label'][label]['f1']:.3f} |" for label in LABELS)
         print(f"| {group} | {a['records']} | {a['macro_f1']:.3f} | {b['macro_f1']:.3f} |{cells}")
     print("\nHeld-out second-read replies, against the final labels:")
-    held = results["groups"]["held-out writers"]["reader2_vs_final"]
-    systems = {"reader 2": held, **{k: v for k, v in results["held_out_systems_vs_final"].items() if k != "model_version"}}
-    print("| who | macro-F1 |" + "".join(f" {l} |" for l in LABELS))
+    systems = {"reader 2": results["groups"]["held-out writers"]["reader2_vs_final"]}
+    systems.update({k: v for k, v in results["held_out_systems_vs_final"].items() if k != "model_version"})
+    print("| who | macro-F1 |" + "".join(f" {label} |" for label in LABELS))
     print("|---" * (2 + len(LABELS)) + "|")
     for name, a in systems.items():
-        print(f"| {name} | {a['macro_f1']:.3f} |" + "".join(f" {a['per_label'][l]['f1']:.3f} |" for l in LABELS))
+        cells = "".join(f" {a['per_label'][label]['f1']:.3f} |" for label in LABELS)
+        print(f"| {name} | {a['macro_f1']:.3f} |{cells}")
 
 
 if __name__ == "__main__":
