@@ -60,6 +60,7 @@ class DataConfig(StrictModel):
         "data/heldout_fresh",
         "data/heldout_fresh2",
         "data/heldout_fresh3",
+        "data/heldout_fresh4",
         "data/ood",
         "data/ood_fresh",
         "data/probes",

@@ -1,6 +1,6 @@
 """Drop the sealed held-out records that repeat a text the model was trained on (run once per sealed set).
 
-A record of a sealed set (`data/heldout_fresh/`, `data/heldout_fresh2/`, `data/heldout_fresh3/`) is
+A record of a sealed set (`data/heldout_fresh/` to `data/heldout_fresh4/`) is
 dropped, in id order, when its text is a near-duplicate (the corpus rule: rapidfuzz ratio >= 0.85 on
 normalised text) of a training record (`data/labelled/`, `data/negatives/`), of a record of an earlier
 sealed set, or of an earlier kept record of another writer of the same set: short stock replies (好的,
@@ -11,6 +11,7 @@ dropped record's pair partner keeps its labels and loses the pair id. Every drop
     python data/review/heldout_fresh_dedupe.py                       # data/heldout_fresh
     python data/review/heldout_fresh_dedupe.py data/heldout_fresh2   # rewrites its *.jsonl, logs the drops
     python data/review/heldout_fresh_dedupe.py data/heldout_fresh3
+    python data/review/heldout_fresh_dedupe.py data/heldout_fresh4
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from v8_dedupe import drop_and_log  # data/review/, the script's own folder
 
 from ml.data.records import expand_paths, load_records, near_duplicate_pairs
 
-SEALED = ["data/heldout_fresh", "data/heldout_fresh2", "data/heldout_fresh3"]  # in the order they were written
+SEALED = ["data/heldout_fresh", "data/heldout_fresh2", "data/heldout_fresh3", "data/heldout_fresh4"]  # in the order they were written
 TRAINING = ["data/labelled", "data/negatives"]
 
 
