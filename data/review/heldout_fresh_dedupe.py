@@ -23,7 +23,8 @@ from v8_dedupe import drop_and_log  # data/review/, the script's own folder
 
 from ml.data.records import expand_paths, load_records, near_duplicate_pairs
 
-SEALED = ["data/heldout_fresh", "data/heldout_fresh2", "data/heldout_fresh3", "data/heldout_fresh4"]  # in the order they were written
+# in the order they were written
+SEALED = ["data/heldout_fresh", "data/heldout_fresh2", "data/heldout_fresh3", "data/heldout_fresh4"]
 TRAINING = ["data/labelled", "data/negatives"]
 
 
