@@ -55,10 +55,6 @@ class DataConfig(StrictModel):
     # kept out of the pretraining corpus: everything the scoreboard and the test split measure
     corpus_exclude: list[str] = [
         "data/split/test.jsonl",
-        "data/heldout_writers",
-        "data/v8",
-        "data/heldout_fresh",
-        "data/heldout_fresh2",
         "data/heldout_fresh3",
         "data/heldout_fresh4",
         "data/ood",
@@ -269,7 +265,7 @@ class ScoreboardConfig(StrictModel):
     """Evaluation sets of the generalisation scoreboard (`replyqa scoreboard`); folders or globs."""
 
     held_out: list[str] = Field(
-        ["data/heldout_writers", "data/v8"], description="Labelled files by writers the model does not train on."
+        ["data/heldout_fresh3"], description="Labelled files by writers the model does not train on."
     )
     training_slices: str = Field("data/labelled", description="The training slices, for leave-one-slice-out.")
     ood: str = Field("data/ood", description="Real replies from other domains, labelled by the guide.")

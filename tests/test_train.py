@@ -231,10 +231,14 @@ def test_a_threshold_objective_is_checked_when_the_config_is_read(objective):
     assert TrainConfig(threshold_objective={"threatening": "precision:0.85", "clear": "f1"})
 
 
-def test_the_default_is_a_student_of_the_configs_teacher():
-    settings = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
+def test_the_default_is_a_student_of_the_committed_stacked_teacher():
+    root = Path(__file__).resolve().parents[1]
+    settings = load_config(root / "configs" / "default.yaml")
     assert settings.teacher is not None and settings.teacher.teacher is None
-    assert settings.train.teacher == settings.teacher.output_dir != settings.train.output_dir
+    # the teacher is the previous default (BERT + n-grams), committed; the recipe's own 4-layer output is elsewhere
+    assert settings.train.teacher == "models/teacher" != settings.teacher.output_dir
+    assert settings.train.teacher != settings.train.output_dir
+    assert (root / settings.train.teacher / "ngrams" / "weights.npz").exists()
     assert settings.train.encoder_layers == 3 and settings.teacher.encoder_layers is None
     shared = set(TrainConfig.model_fields) - {
         "output_dir",
