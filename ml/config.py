@@ -377,7 +377,9 @@ class ProjectConfig(StrictModel):
         """A training section that names no split file reads the files of `data.split_dir`: a config that moved
         only the split folder once trained, without a word, on the old split (experiments/data_volume/)."""
         for section in (self.teacher, self.train):
-            for part in ("train", "validation", "test") if section is not None else ():
+            if section is None:
+                continue
+            for part in ("train", "validation", "test"):
                 if f"{part}_file" not in section.model_fields_set:
                     setattr(section, f"{part}_file", f"{self.data.split_dir}/{part}.jsonl")
         return self

@@ -4,7 +4,11 @@ python experiments/data_volume/judge.py      # prints the table and the verdict
 """
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "stack_distill"))  # the same table and verdict as D's rule
+from judge import print_verdict  # noqa: E402
 
 HERE = Path(__file__).parent
 OOD_KEYS = ("threatening_fpr", "privacy_risk_fpr", "empathetic_fpr", "polite_f1", "clear_f1")
@@ -53,14 +57,7 @@ def checks(default: dict[str, float], v: dict[str, float]) -> list[tuple[str, bo
 def main() -> None:
     default = rows(board("scoreboard_default"), board("scoreboard_default_ood_fresh"))
     v = rows(board("scoreboard"), board("scoreboard_ood_fresh"))
-    print("| measure | default | V |\n|---|---|---|")
-    for key in default:
-        print(f"| {key} | {default[key]:.4f} | {v[key]:.4f} |")
-    verdict = checks(default, v)
-    print()
-    for name, passed in verdict:
-        print(f"{'PASS' if passed else 'FAIL'}  {name}")
-    print("\nV becomes the default" if all(p for _, p in verdict) else "\nV fails the rule: the default stays")
+    print_verdict("V", default, v, checks(default, v))
 
 
 if __name__ == "__main__":

@@ -62,17 +62,22 @@ def checks(default: dict[str, float], d: dict[str, float]) -> list[tuple[str, bo
     return result
 
 
+def print_verdict(name: str, default: dict[str, float], candidate: dict[str, float], verdict) -> None:
+    """The measures side by side, each check, and the rule's outcome (also used by experiments/data_volume/)."""
+    print(f"| measure | default | {name} |\n|---|---|---|")
+    for key in default:
+        print(f"| {key} | {default[key]:.4f} | {candidate[key]:.4f} |")
+    print()
+    for check, passed in verdict:
+        print(f"{'PASS' if passed else 'FAIL'}  {check}")
+    adopted = all(p for _, p in verdict)
+    print(f"\n{name} becomes the default" if adopted else f"\n{name} fails the rule: the default stays")
+
+
 def main() -> None:
     default = rows(board("scoreboard_default"), board("scoreboard_sealed_default"))
     d = rows(board("scoreboard"), board("scoreboard_sealed_d"))
-    print("| measure | default | D |\n|---|---|---|")
-    for key in default:
-        print(f"| {key} | {default[key]:.4f} | {d[key]:.4f} |")
-    verdict = checks(default, d)
-    print()
-    for name, passed in verdict:
-        print(f"{'PASS' if passed else 'FAIL'}  {name}")
-    print("\nD becomes the default" if all(p for _, p in verdict) else "\nD fails the rule: the default stays")
+    print_verdict("D", default, d, checks(default, d))
 
 
 if __name__ == "__main__":
